@@ -15,6 +15,7 @@ enum class PlantedBug : std::uint8_t {
   kAnswerBeforePersist,   // an acceptor's reply leaves before its promise/accept is durable
   kIgnorePromiseValues,   // a new leader ignores the accepted values in the promises
   kAcceptLowerBallot,     // an acceptor accepts a ballot below the one it promised
+  kPromiseDuringLease,    // an acceptor promises a new candidate while a lease it granted runs
 };
 
 struct Options {

@@ -160,6 +160,7 @@ Ready Replica::take_ready() {
 // ---------------------------------------------------------------- acceptor
 
 bool Replica::lease_blocks(NodeId candidate) const {
+  if (opts_.planted_bug == PlantedBug::kPromiseDuringLease) return false;
   return candidate != id_ && candidate != lease_holder_ && tick_ < lease_grant_until_;
 }
 
@@ -411,7 +412,7 @@ void Replica::flush_proposals() {
     stats_.commands_proposed += value->commands.size();
     tracked.value = value;
     const Slot slot = next_slot_++;
-    tracked_[slot] = std::move(tracked);
+    tracked_[slot].push_back(std::move(tracked));
     start_instance(slot, std::move(value));
   }
 }
@@ -543,10 +544,12 @@ void Replica::learn_chosen(Slot slot, const ValuePtr& value) {
   }
   auto tr = tracked_.find(slot);
   if (tr != tracked_.end()) {
-    const bool ours = same_value(tr->second.value, value);
-    for (ProposalId id : tr->second.ids) {
-      ready_.outcomes.push_back(ProposalOutcome{
-          id, ours ? ProposalStatus::kChosen : ProposalStatus::kSuperseded, slot, leader_hint_});
+    for (const Tracked& t : tr->second) {
+      const bool ours = same_value(t.value, value);
+      for (ProposalId id : t.ids) {
+        ready_.outcomes.push_back(ProposalOutcome{
+            id, ours ? ProposalStatus::kChosen : ProposalStatus::kSuperseded, slot, leader_hint_});
+      }
     }
     tracked_.erase(tr);
   }

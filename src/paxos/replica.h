@@ -199,7 +199,8 @@ class Replica {
   Slot next_slot_ = 1;                  // leader: next slot for a new batch
   Slot term_start_slot_ = 0;            // leader: last slot its election recovered
   std::deque<Pending> pending_;
-  std::map<Slot, Tracked> tracked_;
+  // Several per slot when a later leadership of ours proposed there again.
+  std::map<Slot, std::vector<Tracked>> tracked_;
   ProposalId next_proposal_id_ = 1;
   std::uint64_t heartbeat_elapsed_ = 0;
   std::uint64_t heartbeat_round_ = 0;

@@ -42,7 +42,8 @@ INSTANTIATE_TEST_SUITE_P(
     Bugs, PlantedBugTest,
     ::testing::Values(Planted{paxos::PlantedBug::kAnswerBeforePersist, "crash,reorder", 3},
                       Planted{paxos::PlantedBug::kIgnorePromiseValues, "all", 3},
-                      Planted{paxos::PlantedBug::kAcceptLowerBallot, "all", 3}),
+                      Planted{paxos::PlantedBug::kAcceptLowerBallot, "all", 3},
+                      Planted{paxos::PlantedBug::kPromiseDuringLease, "partition", 3}),
     [](const auto& param_info) {
       std::string name = to_string(param_info.param.bug);
       for (char& c : name) if (c == '-') c = '_';

@@ -78,13 +78,15 @@ const char* to_string(paxos::PlantedBug bug) {
     case paxos::PlantedBug::kAnswerBeforePersist: return "answer-before-persist";
     case paxos::PlantedBug::kIgnorePromiseValues: return "ignore-promise-values";
     case paxos::PlantedBug::kAcceptLowerBallot: return "accept-lower-ballot";
+    case paxos::PlantedBug::kPromiseDuringLease: return "promise-during-lease";
   }
   return "?";
 }
 
 bool parse_bug(const std::string& name, paxos::PlantedBug* out) {
   for (auto b : {paxos::PlantedBug::kNone, paxos::PlantedBug::kAnswerBeforePersist,
-                 paxos::PlantedBug::kIgnorePromiseValues, paxos::PlantedBug::kAcceptLowerBallot}) {
+                 paxos::PlantedBug::kIgnorePromiseValues, paxos::PlantedBug::kAcceptLowerBallot,
+                 paxos::PlantedBug::kPromiseDuringLease}) {
     if (name == to_string(b)) {
       *out = b;
       return true;
@@ -159,7 +161,7 @@ class Simulation {
       if (cfg_.faults.clock_skew && rng_.chance(0.5)) n.slow = 0.02 + 0.08 * rng_.chance(0.5);
       start(n);
     }
-    group_.assign(nodes_.size(), 0);
+    cut_.assign(nodes_.size(), std::vector<bool>(nodes_.size(), false));
   }
 
   SimResult run() {
@@ -260,29 +262,10 @@ class Simulation {
     }
     if (f.partitions) {
       if (partition_until_ != 0 && now_ >= partition_until_) {
-        std::fill(group_.begin(), group_.end(), 0);
-        partition_until_ = 0;
+        heal_links();
         if (tracing()) trace("partition healed");
       } else if (partition_until_ == 0 && rng_.chance(0.02)) {
-        for (auto& g : group_) g = static_cast<int>(rng_.below(2));
-        if (rng_.chance(0.5)) {  // isolate one node, often the leader
-          std::fill(group_.begin(), group_.end(), 0);
-          std::size_t victim = rng_.below(nodes_.size());
-          for (std::size_t i = 0; i < nodes_.size(); ++i) {
-            if (nodes_[i].up() && nodes_[i].replica->role() == paxos::Role::kLeader &&
-                rng_.chance(0.7)) {
-              victim = i;
-            }
-          }
-          group_[victim] = 1;
-        }
-        partition_until_ = now_ + rng_.between(10, 120);
-        ++result_.partitions;
-        if (tracing()) {
-          std::string s = "PARTITION groups:";
-          for (int g : group_) s += " " + std::to_string(g);
-          trace(s + " until t=" + std::to_string(partition_until_));
-        }
+        partition();
       }
     }
     if (f.pauses && rng_.chance(0.01)) {
@@ -296,16 +279,70 @@ class Simulation {
     }
   }
 
+  std::size_t leader_index_or_random() {
+    std::size_t victim = rng_.below(nodes_.size());
+    for (std::size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i].up() && nodes_[i].replica->role() == paxos::Role::kLeader && rng_.chance(0.7)) {
+        victim = i;
+      }
+    }
+    return victim;
+  }
+
+  void cut(std::size_t a, std::size_t b) {
+    cut_[a][b] = true;
+    cut_[b][a] = true;
+  }
+
+  void heal_links() {
+    for (auto& row : cut_) std::fill(row.begin(), row.end(), false);
+    partition_until_ = 0;
+  }
+
+  // Three shapes: a random split in two, one node (often the leader) isolated,
+  // or a single link cut (the others still bridge it: the asymmetric case
+  // where leases and elections disagree most).
+  void partition() {
+    const std::size_t n = nodes_.size();
+    const std::uint64_t shape = rng_.below(3);
+    std::string what;
+    if (shape == 0) {
+      std::vector<int> group(n);
+      for (auto& g : group) g = static_cast<int>(rng_.below(2));
+      for (std::size_t a = 0; a < n; ++a) {
+        for (std::size_t b = 0; b < n; ++b) {
+          if (group[a] != group[b]) cut(a, b);
+        }
+      }
+      what = "split";
+      for (int g : group) what += " " + std::to_string(g);
+    } else if (shape == 1) {
+      const std::size_t v = leader_index_or_random();
+      for (std::size_t b = 0; b < n; ++b) {
+        if (b != v) cut(v, b);
+      }
+      what = "isolate n" + std::to_string(v + 1);
+    } else {
+      const std::size_t a = leader_index_or_random();
+      std::size_t b = rng_.below(n - 1);
+      if (b >= a) ++b;
+      cut(a, b);
+      what = "cut link n" + std::to_string(a + 1) + "-n" + std::to_string(b + 1);
+    }
+    partition_until_ = now_ + rng_.between(10, 120);
+    ++result_.partitions;
+    if (tracing()) trace("PARTITION " + what + " until t=" + std::to_string(partition_until_));
+  }
+
   void heal() {
     if (tracing()) trace("HEAL: restart all, network whole, no loss");
-    std::fill(group_.begin(), group_.end(), 0);
-    partition_until_ = 0;
+    heal_links();
     for (Node& n : nodes_) {
       if (!n.up()) start(n);
     }
   }
 
-  bool linked(NodeId a, NodeId b) const { return group_[a - 1] == group_[b - 1]; }
+  bool linked(NodeId a, NodeId b) const { return !cut_[a - 1][b - 1]; }
 
   // ---- network
   void send(paxos::Message m) {
@@ -501,7 +538,7 @@ class Simulation {
   InvariantChecker checker_;
   paxos::Configuration config_;
   std::vector<Node> nodes_;
-  std::vector<int> group_;
+  std::vector<std::vector<bool>> cut_;  // cut_[a][b]: a's messages to b are lost
   std::uint64_t partition_until_ = 0;
   std::priority_queue<InFlight, std::vector<InFlight>, std::greater<>> net_;
   std::uint64_t seq_ = 0;
