@@ -23,7 +23,8 @@ class LocalCluster {
     std::vector<paxos::ValuePtr> applied;
     std::vector<paxos::ProposalOutcome> outcomes;
     std::uint64_t commands_applied = 0;
-    bool keep_applied = true;  // the benchmark only counts
+    bool keep_applied = true;  // the benchmark only counts...
+    bool keep_log = true;      // ...and keeps no log (no catch-up needed there)
   };
 
   LocalCluster(int nodes, const paxos::Options& options, std::uint64_t seed = 1) {
@@ -51,7 +52,9 @@ class LocalCluster {
     paxos::Ready r = n.replica->take_ready();
     if (r.persist.promised) n.promised = *r.persist.promised;
     for (auto& e : r.persist.accepted) n.accepted[e.slot] = e;
-    for (auto& e : r.persist.chosen) n.chosen.put(e.slot, e.value);
+    if (n.keep_log) {
+      for (auto& e : r.persist.chosen) n.chosen.put(e.slot, e.value);
+    }
     for (auto& m : r.messages) {
       if (!drop || !drop(m)) network_.push_back(std::move(m));
     }

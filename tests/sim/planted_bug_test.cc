@@ -1,6 +1,7 @@
 // The checker must be able to fail: each planted bug (paxos::PlantedBug) is a
 // known-unsafe behaviour, and the simulator must find a violation for it within
 // its seed budget. A simulator that lets these through proves nothing.
+#include <ostream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,10 @@ struct Planted {
   const char* faults;
   int nodes;
 };
+
+void PrintTo(const Planted& p, std::ostream* os) {
+  *os << to_string(p.bug) << ", " << p.nodes << " nodes, faults " << p.faults;
+}
 
 class PlantedBugTest : public ::testing::TestWithParam<Planted> {};
 

@@ -3,6 +3,7 @@
 // SYNOD_SIM_SEEDS sets the total (default 10,000; the sanitizer presets use
 // fewer); each sweep below runs its share.
 #include <cstdlib>
+#include <ostream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -31,6 +32,10 @@ constexpr Sweep kSweeps[] = {
     {"crash3", 3, "crash,reorder", 500000},   {"crash5", 5, "crash,reorder", 600000},
     {"all3", 3, "all", 700000},               {"all5", 5, "all", 800000},
 };
+
+void PrintTo(const Sweep& s, std::ostream* os) {
+  *os << s.nodes << " nodes, faults " << s.faults << ", seeds from " << s.first_seed;
+}
 
 class SeedSweep : public ::testing::TestWithParam<Sweep> {};
 
