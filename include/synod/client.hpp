@@ -1,0 +1,229 @@
+// The Synod client library (C++). Link synod_client.
+//
+//   auto client = synod::client::Client::connect({"10.0.0.1:7001", "10.0.0.2:7001"}, {}, &error);
+//   synod::client::Result r = client->put("k", "v");
+//   if (!r.ok()) std::cerr << r.message << "\n";
+//
+// What it does for the caller:
+// - Finds the leader: it asks every node for its status at start, follows the
+//   NOT_LEADER hints nodes answer with, and sends writes (and linearizable
+//   reads) there. By default a follower that gets a write forwards it to the
+//   leader; with Options::prefer_redirect the client asks followers not to
+//   forward and goes to the leader itself.
+// - Keeps ONE connection per node, opened when first needed and reopened by
+//   itself after a failure (with backoff), and keeps many requests in flight on
+//   it at once.
+// - Retries until the call's deadline: after a lost connection, a node that did
+//   not answer in time, a TIMEOUT, "no leader yet" (UNAVAILABLE) or a redirect.
+//   A write keeps its exactly-once identity (client id, sequence) across every
+//   retry, so the cluster applies it at most once whatever happened to the
+//   replies. Requests the cluster refused (BAD_REQUEST) are not retried.
+// - Never blocks longer than the call's timeout (plus a few milliseconds).
+//
+// Exactly-once sessions. The cluster remembers, per client id, only the LAST
+// applied sequence and its result. Two writes of one session in flight at once
+// could therefore reach a new leader out of order and the earlier one would be
+// taken for a duplicate. So the client gives every write in flight a session of
+// its own: a small pool of session ids derived from Options::client_id (the first
+// is client_id itself), each with strictly increasing sequences, each carrying at
+// most one write at a time. Sequences start from the wall clock in microseconds,
+// so a process that reuses an explicit client_id after a restart continues above
+// the sequences its previous run used.
+//
+// Threading: every member function may be called from any thread, concurrently.
+// One internal thread runs all network I/O; asynchronous callbacks run on it and
+// must not block (and must not make synchronous calls on this client: those
+// return Code::kBadRequest at once instead of dead-locking).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace synod::client {
+
+enum class Consistency {
+  kLocal,         // the answering node's state: maybe stale, served by any node
+  kLinearizable,  // the leader's, confirmed by its lease or a quorum round
+};
+
+// What a call ended with. The first four are answers of the key-value backend;
+// the rest say why there is no answer.
+enum class Code {
+  kOk = 0,
+  kNotFound,       // get, del: the key does not exist (a del of a missing key
+                   // changes nothing)
+  kCasFailed,      // cas: the key's value was not the expected one (Result::value,
+                   // Result::found say what it is)
+  kNotANumber,     // incr: the key's value is not a decimal integer
+  kTimeout,        // the deadline passed without an answer; a write's outcome is
+                   // UNKNOWN (it may or may not have been applied)
+  kUnavailable,    // no node was reachable, or the cluster had no leader/quorum,
+                   // until the deadline; also every call after close()
+  kBadRequest,     // refused without retrying: unknown backend, malformed command,
+                   // bad argument, or a synchronous call from a callback
+  kBackendError,   // the backend refused the command (Result::message says why)
+  kProtocolError,  // a node's answer could not be decoded
+  kResultLost,     // the write was applied, but the node restarted before it could
+                   // report its result (cas/incr/del only; a put is then kOk)
+};
+
+// "ok", "not_found", "cas_failed", "not_a_number", "timeout", "unavailable",
+// "bad_request", "backend_error", "protocol_error", "result_lost".
+const char* code_name(Code code);
+
+struct Result {
+  Code code = Code::kOk;
+  std::string message;  // a sentence for humans when code != kOk; empty otherwise
+  // get: the value. cas (kCasFailed): the current value when found. write/read:
+  // the backend's raw result bytes.
+  std::string value;
+  bool found = false;             // get, cas: whether the key exists
+  std::int64_t number = 0;        // incr: the new value
+  std::vector<std::string> keys;  // keys: the matching keys, in order
+  std::uint64_t slot = 0;         // writes: the slot the command was chosen in;
+                                  // reads: the answering node's applied slot
+  std::string node;               // the address of the node that answered
+
+  bool ok() const { return code == Code::kOk; }
+};
+
+struct Options {
+  // A call's timeout when the call does not give its own. Must be > 0.
+  std::chrono::milliseconds timeout{5000};
+  // How long one node may take to answer one attempt before the client tries
+  // another node (a node that is paused, or cut off without a reset). Bounded by
+  // the call's own deadline. Must be > 0.
+  std::chrono::milliseconds attempt_timeout{1000};
+  // The consistency of reads that do not name one.
+  Consistency read_consistency = Consistency::kLocal;
+  // false: send writes to any node; a follower forwards them to the leader.
+  // true: followers answer NOT_LEADER (with the leader's address) and the client
+  // goes to the leader itself.
+  bool prefer_redirect = false;
+  // This client's exactly-once session id; 0 picks a random nonzero 64-bit id.
+  // Two clients must never share one.
+  std::uint64_t client_id = 0;
+  // The cluster's name (synod --cluster); its hash is in every frame, and nodes
+  // close connections of other clusters.
+  std::string cluster = "synod";
+  // The name of the key-value backend on the cluster (the kv calls use it).
+  std::string kv_backend = "kv";
+  // How long one TCP connect may take.
+  std::chrono::milliseconds connect_timeout{2000};
+};
+
+// Per-call settings. The defaults take everything from Options.
+struct CallOptions {
+  std::chrono::milliseconds timeout{0};    // 0: Options::timeout; must be >= 0
+  std::optional<Consistency> consistency;  // reads; unset: Options::read_consistency
+  // Writes: an explicit exactly-once identity instead of one from the client's
+  // pool (for tests that resend a command, or callers that keep their own
+  // sequence across restarts). Used only when both are nonzero.
+  std::uint64_t client_id = 0;
+  std::uint64_t sequence = 0;
+};
+
+struct Ballot {
+  std::uint64_t round = 0;
+  std::uint32_t node = 0;
+};
+
+struct PeerStatus {
+  std::uint32_t id = 0;
+  std::string address;
+  bool connected = false;  // the node's link to this peer is up
+};
+
+// One node as status() found it. Every field after `error` is meaningful only
+// when reachable.
+struct NodeStatus {
+  std::string address;  // where the client asked (or a peer's address it learned)
+  bool reachable = false;
+  std::string error;     // why not reachable
+  std::uint32_t id = 0;  // 0: unknown (never reached, and no peer named it)
+  std::string role;      // follower, candidate, leader
+  Ballot ballot;
+  Ballot promised;
+  std::uint32_t leader = 0;  // the leader this node knows of; 0: none
+  std::uint64_t commit = 0;  // chosen through this slot
+  std::uint64_t applied = 0;
+  std::uint64_t known_commit = 0;
+  bool catching_up = false;
+  std::vector<PeerStatus> peers;
+  std::uint64_t syncs = 0;
+  std::uint64_t bytes_synced = 0;
+  std::vector<std::string> backends;
+  std::string apply_error;
+};
+
+class Client {
+ public:
+  using Callback = std::function<void(Result)>;
+
+  // Checks the addresses ("HOST:PORT" or "[IPv6]:PORT"; at least one; each may
+  // also be a comma-separated list) and the options, starts the I/O thread and,
+  // in the background, asks every node for its status to find the leader. Does
+  // not wait for any node: an unreachable cluster shows up in the calls. nullptr
+  // with *error (if not null) on a malformed address or option.
+  static std::unique_ptr<Client> connect(std::vector<std::string> nodes, Options options = {},
+                                         std::string* error = nullptr);
+
+  ~Client();  // close()
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Ends every call in progress with kUnavailable ("client closed"), closes the
+  // connections and joins the I/O thread. Later calls return kUnavailable at
+  // once. Idempotent; must not be called from a callback.
+  void close();
+
+  // The key-value backend (Options::kv_backend). Keys and values are bytes.
+  Result put(std::string_view key, std::string_view value, const CallOptions& call = {});
+  Result get(std::string_view key, const CallOptions& call = {});
+  Result get(std::string_view key, Consistency consistency, const CallOptions& call = {});
+  Result del(std::string_view key, const CallOptions& call = {});
+  // Sets key to value if its value is *expected, or, when expected is nullopt,
+  // if the key is absent. kCasFailed otherwise.
+  Result cas(std::string_view key, std::optional<std::string_view> expected, std::string_view value,
+             const CallOptions& call = {});
+  // Adds delta to the key's decimal value (an absent key counts as 0).
+  Result incr(std::string_view key, std::int64_t delta = 1, const CallOptions& call = {});
+  // Keys starting with prefix, in order; at most limit (0: no limit). A read.
+  Result keys(std::string_view prefix, std::uint32_t limit = 0, const CallOptions& call = {});
+
+  // Any backend: payload is the backend's own command encoding; Result::value
+  // is its result bytes. A write goes through the log; a read is served by a node.
+  Result write(std::string_view backend, std::string_view payload, const CallOptions& call = {});
+  Result read(std::string_view backend, std::string_view payload, const CallOptions& call = {});
+  // The same without waiting: done is called exactly once, on the I/O thread
+  // (or at once on the calling thread when the arguments are invalid or the
+  // client is closed). It must not throw.
+  void write_async(std::string_view backend, std::string_view payload, const CallOptions& call,
+                   Callback done);
+  void read_async(std::string_view backend, std::string_view payload, const CallOptions& call,
+                  Callback done);
+
+  // Asks every node (those given to connect, any leader they pointed to, and any
+  // peer their status names) for its status, in parallel, for at most timeout
+  // (0: Options::timeout). One entry per node, ordered by id (unknown ids last);
+  // nodes that did not answer are marked unreachable. Empty after close() or
+  // when called from a callback.
+  std::vector<NodeStatus> status(std::chrono::milliseconds timeout = {});
+
+  // The session id of this client (Options::client_id or the random one).
+  std::uint64_t client_id() const;
+
+  struct Impl;
+
+ private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace synod::client

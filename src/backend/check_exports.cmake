@@ -1,0 +1,20 @@
+# cmake -DLIB=path/to/libsynod_backend_x.so -DNM=nm -P check_exports.cmake
+# Fails unless synod_backend_entry is the only symbol LIB exports.
+execute_process(COMMAND ${NM} -D --defined-only ${LIB}
+  OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${NM} failed on ${LIB}")
+endif()
+string(REGEX MATCHALL "[^\n]+" lines "${out}")
+set(found FALSE)
+foreach(line IN LISTS lines)
+  string(REGEX REPLACE "^.* " "" symbol "${line}")
+  if(symbol STREQUAL "synod_backend_entry")
+    set(found TRUE)
+  else()
+    message(SEND_ERROR "${LIB} exports ${symbol}: only synod_backend_entry may be exported")
+  endif()
+endforeach()
+if(NOT found)
+  message(FATAL_ERROR "${LIB} does not export synod_backend_entry")
+endif()

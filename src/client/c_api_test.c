@@ -1,0 +1,276 @@
+/* The C API against a running cluster: SYNOD_TEST_CLUSTER=H:P,H:P,... names its
+ * nodes (serving the kv backend). Without it the test is skipped (exit 77).
+ * Written in C99 on purpose: it proves include/synod/client.h is C and that
+ * libsynod_client.so is usable from a C program. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "synod/client.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                      \
+  do {                                                                   \
+    if (!(cond)) {                                                       \
+      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                        \
+    }                                                                    \
+  } while (0)
+
+/* Checks rc == want; on a mismatch prints the error message. Frees *err. */
+static void expect(synod_code rc, synod_code want, char** err, const char* what, int line) {
+  if (rc != want) {
+    fprintf(stderr, "%s:%d: FAILED: %s returned %s (%s), want %s\n", __FILE__, line, what,
+            synod_code_name(rc), *err ? *err : "no message", synod_code_name(want));
+    ++failures;
+  } else if (want != SYNOD_OK && *err == NULL) {
+    fprintf(stderr, "%s:%d: FAILED: %s: no error message with %s\n", __FILE__, line, what,
+            synod_code_name(rc));
+    ++failures;
+  } else if (want == SYNOD_OK && *err != NULL) {
+    fprintf(stderr, "%s:%d: FAILED: %s: an error message on success\n", __FILE__, line, what);
+    ++failures;
+  }
+  synod_free(*err);
+  *err = NULL;
+}
+#define EXPECT(call, want) expect((call), (want), &err, #call, __LINE__)
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char prefix[64];
+
+static const char* key(const char* name) {
+  static char buf[8][128];
+  static int next = 0;
+  char* k = buf[next];
+  next = (next + 1) % 8;
+  snprintf(k, 128, "%s%s", prefix, name);
+  return k;
+}
+
+struct incr_args {
+  synod_client* client;
+  const char* key;
+  int rounds;
+  int failed;
+};
+
+static void* incr_thread(void* p) {
+  struct incr_args* a = (struct incr_args*)p;
+  int i;
+  for (i = 0; i < a->rounds; ++i) {
+    char* err = NULL;
+    if (synod_incr(a->client, a->key, strlen(a->key), 1, 0, NULL, &err) != SYNOD_OK) {
+      fprintf(stderr, "incr in a thread failed: %s\n", err ? err : "?");
+      ++a->failed;
+    }
+    synod_free(err);
+  }
+  return NULL;
+}
+
+int main(void) {
+  const char* cluster = getenv("SYNOD_TEST_CLUSTER");
+  char* err = NULL;
+  char* value = NULL;
+  size_t len = 0;
+  int64_t n = 0;
+  synod_client* c;
+  if (cluster == NULL || cluster[0] == '\0') {
+    printf("SYNOD_TEST_CLUSTER is not set: skipped\n");
+    return 77;
+  }
+  snprintf(prefix, sizeof(prefix), "capi:%ld:%ld:", (long)getpid(), (long)time(NULL));
+
+  /* Opening: a malformed address is refused with a reason. */
+  CHECK(synod_client_open("not an address", 1000, &err) == NULL);
+  CHECK(err != NULL && strlen(err) > 0);
+  synod_free(err);
+  err = NULL;
+  CHECK(synod_client_open(cluster, 0, &err) == NULL);
+  synod_free(err);
+  err = NULL;
+
+  c = synod_client_open(cluster, 5000, &err);
+  if (c == NULL) {
+    fprintf(stderr, "cannot open %s: %s\n", cluster, err ? err : "?");
+    synod_free(err);
+    return 1;
+  }
+  CHECK(err == NULL);
+
+  /* put / get, local and linearizable. */
+  EXPECT(synod_put(c, key("a"), strlen(key("a")), "alpha", 5, 0, &err), SYNOD_OK);
+  EXPECT(synod_get(c, key("a"), strlen(key("a")), SYNOD_LINEARIZABLE, 0, &value, &len, &err),
+         SYNOD_OK);
+  CHECK(value != NULL && len == 5 && memcmp(value, "alpha", 5) == 0 && value[5] == '\0');
+  synod_free(value);
+  value = NULL;
+  EXPECT(
+      synod_get(c, key("a"), strlen(key("a")), SYNOD_DEFAULT_CONSISTENCY, 2000, &value, NULL, &err),
+      SYNOD_OK);
+  CHECK(value != NULL && strcmp(value, "alpha") == 0);
+  synod_free(value);
+  value = NULL;
+
+  /* A missing key. */
+  EXPECT(synod_get(c, key("missing"), strlen(key("missing")), SYNOD_LINEARIZABLE, 0, &value, &len,
+                   &err),
+         SYNOD_NOT_FOUND);
+  CHECK(value == NULL && len == 0);
+
+  /* Binary keys and values (embedded NULs) survive. */
+  {
+    char bkey[80];
+    const char bval[6] = {'x', '\0', 'y', '\n', '\0', 'z'};
+    size_t bkey_len = (size_t)snprintf(bkey, sizeof(bkey), "%sbin", prefix);
+    bkey[bkey_len] = '\0';
+    bkey_len += 1; /* the key ends with its NUL */
+    EXPECT(synod_put(c, bkey, bkey_len, bval, sizeof(bval), 0, &err), SYNOD_OK);
+    EXPECT(synod_get(c, bkey, bkey_len, SYNOD_LINEARIZABLE, 0, &value, &len, &err), SYNOD_OK);
+    CHECK(value != NULL && len == sizeof(bval) && memcmp(value, bval, sizeof(bval)) == 0);
+    synod_free(value);
+    value = NULL;
+  }
+
+  /* Compare-and-set. */
+  EXPECT(synod_cas(c, key("a"), strlen(key("a")), "wrong", 5, "beta", 4, 0, &err),
+         SYNOD_CAS_FAILED);
+  EXPECT(synod_cas(c, key("a"), strlen(key("a")), "alpha", 5, "beta", 4, 0, &err), SYNOD_OK);
+  EXPECT(synod_cas(c, key("a"), strlen(key("a")), NULL, 0, "gamma", 5, 0, &err), SYNOD_CAS_FAILED);
+  EXPECT(synod_cas(c, key("b"), strlen(key("b")), NULL, 0, "new", 3, 0, &err), SYNOD_OK);
+  EXPECT(synod_get(c, key("a"), strlen(key("a")), SYNOD_LINEARIZABLE, 0, &value, &len, &err),
+         SYNOD_OK);
+  CHECK(value != NULL && strcmp(value, "beta") == 0);
+  synod_free(value);
+  value = NULL;
+
+  /* Increment. */
+  EXPECT(synod_incr(c, key("n"), strlen(key("n")), 5, 0, &n, &err), SYNOD_OK);
+  CHECK(n == 5);
+  EXPECT(synod_incr(c, key("n"), strlen(key("n")), -7, 0, &n, &err), SYNOD_OK);
+  CHECK(n == -2);
+  EXPECT(synod_incr(c, key("a"), strlen(key("a")), 1, 0, &n, &err), SYNOD_NOT_A_NUMBER);
+
+  /* Keys by prefix: a, b, bin\0, n in order; the limit holds. */
+  {
+    synod_bytes* keys = NULL;
+    size_t count = 0;
+    size_t i;
+    EXPECT(synod_keys(c, prefix, strlen(prefix), 0, SYNOD_LINEARIZABLE, 0, &keys, &count, &err),
+           SYNOD_OK);
+    CHECK(count == 4 && keys != NULL);
+    if (keys != NULL && count == 4) {
+      CHECK(strcmp(keys[0].data, key("a")) == 0);
+      CHECK(strcmp(keys[1].data, key("b")) == 0);
+      CHECK(keys[2].len == strlen(key("bin")) + 1);
+      CHECK(strcmp(keys[3].data, key("n")) == 0);
+      for (i = 1; i < count; ++i) CHECK(strcmp(keys[i - 1].data, keys[i].data) <= 0);
+    }
+    synod_free(keys);
+    keys = NULL;
+    EXPECT(
+        synod_keys(c, prefix, strlen(prefix), 2, SYNOD_DEFAULT_CONSISTENCY, 0, &keys, &count, &err),
+        SYNOD_OK);
+    CHECK(count == 2);
+    synod_free(keys);
+    keys = NULL;
+    EXPECT(synod_keys(c, "no such prefix:", 15, 0, SYNOD_LINEARIZABLE, 0, &keys, &count, &err),
+           SYNOD_OK);
+    CHECK(count == 0 && keys == NULL);
+  }
+
+  /* Delete. */
+  EXPECT(synod_del(c, key("b"), strlen(key("b")), 0, &err), SYNOD_OK);
+  EXPECT(synod_get(c, key("b"), strlen(key("b")), SYNOD_LINEARIZABLE, 0, &value, &len, &err),
+         SYNOD_NOT_FOUND);
+
+  /* Generic calls: a GET encoded by hand (KvCommand{key=...}: field 2, bytes). */
+  {
+    unsigned char payload[130];
+    const char* k = key("a");
+    size_t klen = strlen(k);
+    char* result = NULL;
+    size_t result_len = 0;
+    payload[0] = 0x12;
+    payload[1] = (unsigned char)klen;
+    memcpy(payload + 2, k, klen);
+    EXPECT(synod_read(c, "kv", (const char*)payload, klen + 2, SYNOD_LINEARIZABLE, 0, &result,
+                      &result_len, &err),
+           SYNOD_OK);
+    CHECK(result != NULL && result_len >= 4);
+    if (result != NULL) {
+      size_t i;
+      int seen = 0;
+      for (i = 0; i + 4 <= result_len; ++i) seen |= memcmp(result + i, "beta", 4) == 0;
+      CHECK(seen);
+    }
+    synod_free(result);
+    result = NULL;
+    EXPECT(synod_write(c, "no-such-backend", (const char*)payload, klen + 2, 0, &result,
+                       &result_len, &err),
+           SYNOD_BAD_REQUEST);
+    CHECK(result == NULL);
+  }
+
+  /* Bad arguments are refused, not crashed on. */
+  EXPECT(synod_put(NULL, "k", 1, "v", 1, 0, &err), SYNOD_BAD_REQUEST);
+  EXPECT(synod_put(c, NULL, 3, "v", 1, 0, &err), SYNOD_BAD_REQUEST);
+  EXPECT(synod_get(c, "k", 1, SYNOD_LOCAL, 0, NULL, NULL, &err), SYNOD_BAD_REQUEST);
+  CHECK(synod_put(NULL, "k", 1, "v", 1, 0, NULL) == SYNOD_BAD_REQUEST); /* error may be NULL */
+
+  /* One client, many threads: every increment counts exactly once. */
+  {
+    enum { kThreads = 4, kRounds = 25 };
+    pthread_t threads[kThreads];
+    struct incr_args args[kThreads];
+    int i;
+    for (i = 0; i < kThreads; ++i) {
+      args[i].client = c;
+      args[i].key = key("counter");
+      args[i].rounds = kRounds;
+      args[i].failed = 0;
+      CHECK(pthread_create(&threads[i], NULL, incr_thread, &args[i]) == 0);
+    }
+    for (i = 0; i < kThreads; ++i) {
+      pthread_join(threads[i], NULL);
+      CHECK(args[i].failed == 0);
+    }
+    EXPECT(synod_incr(c, key("counter"), strlen(key("counter")), 0, 0, &n, &err), SYNOD_OK);
+    CHECK(n == kThreads * kRounds);
+  }
+  synod_client_close(c);
+  synod_client_close(NULL);
+
+  /* An unreachable cluster fails within the timeout, with a reason. */
+  {
+    double t0;
+    synod_client* dead = synod_client_open("127.0.0.1:1", 400, &err);
+    CHECK(dead != NULL);
+    if (dead != NULL) {
+      t0 = now_seconds();
+      EXPECT(synod_put(dead, "k", 1, "v", 1, 0, &err), SYNOD_UNAVAILABLE);
+      CHECK(now_seconds() - t0 < 2.0);
+      synod_client_close(dead);
+    }
+  }
+
+  if (failures != 0) {
+    fprintf(stderr, "%d check(s) failed\n", failures);
+    return 1;
+  }
+  printf("C API: all checks passed against %s\n", cluster);
+  return 0;
+}

@@ -1,0 +1,542 @@
+#include "client/ctl.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace synod::client {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// The subcommands shared by the command line and stdin lines, and the values
+// their parse leaves behind before they become a CtlCommand.
+struct Commands {
+  CLI::App* put = nullptr;
+  CLI::App* get = nullptr;
+  CLI::App* del = nullptr;
+  CLI::App* cas = nullptr;
+  CLI::App* incr = nullptr;
+  CLI::App* keys = nullptr;
+  CLI::App* status = nullptr;
+  std::string consistency;
+  std::vector<std::string> cas_args;
+};
+
+void add_commands(CLI::App& app, CtlCommand* c, Commands* s) {
+  const auto consistency = CLI::IsMember({"local", "linearizable"});
+  s->put = app.add_subcommand("put", "Set KEY to VALUE");
+  s->put->add_option("key", c->key, "The key")->required();
+  s->put->add_option("value", c->value, "The value")->required();
+
+  s->get = app.add_subcommand("get", "Print KEY's value; a missing key exits 1");
+  s->get->add_option("key", c->key, "The key")->required();
+  s->get
+      ->add_option("--consistency", s->consistency,
+                   "local (a node's state, maybe stale; default) or linearizable")
+      ->check(consistency);
+
+  s->del = app.add_subcommand("del", "Delete KEY; a missing key exits 1");
+  s->del->add_option("key", c->key, "The key")->required();
+
+  s->cas = app.add_subcommand(
+      "cas", "Compare-and-set: KEY EXPECTED NEW, or KEY NEW with --absent; a mismatch exits 1");
+  s->cas->add_option("args", s->cas_args, "KEY EXPECTED NEW (KEY NEW with --absent)")
+      ->required()
+      ->expected(2, 3);
+  s->cas->add_flag("--absent", c->absent, "Set only if KEY does not exist");
+
+  s->incr = app.add_subcommand("incr", "Add N (default 1) to KEY's number; print the new value");
+  s->incr->add_option("key", c->key, "The key")->required();
+  s->incr->add_option("n", c->delta, "The increment (may be negative)");
+
+  s->keys = app.add_subcommand("keys", "List the keys starting with PREFIX");
+  s->keys->add_option("prefix", c->prefix, "The prefix (default: every key)");
+  s->keys->add_option("--limit", c->limit, "At most this many keys (0: all)");
+  s->keys->add_option("--consistency", s->consistency, "local (default) or linearizable")
+      ->check(consistency);
+
+  s->status = app.add_subcommand("status", "Show every node: id, address, role, ballot, slots");
+  for (CLI::App* sub : {s->put, s->get, s->del, s->cas, s->incr, s->keys, s->status}) {
+    // Global options (--timeout, --json, ...) may follow the command's words.
+    sub->fallthrough();
+  }
+}
+
+// Which subcommand ran, and its words checked; false with *error.
+bool finish_command(const Commands& s, CtlCommand* c, std::string* error) {
+  if (s.put->parsed()) {
+    c->op = CtlCommand::Op::kPut;
+  } else if (s.get->parsed()) {
+    c->op = CtlCommand::Op::kGet;
+  } else if (s.del->parsed()) {
+    c->op = CtlCommand::Op::kDel;
+  } else if (s.cas->parsed()) {
+    c->op = CtlCommand::Op::kCas;
+    if (c->absent) {
+      if (s.cas_args.size() != 2) {
+        *error = "cas --absent takes KEY NEW";
+        return false;
+      }
+      c->key = s.cas_args[0];
+      c->value = s.cas_args[1];
+    } else {
+      if (s.cas_args.size() != 3) {
+        *error = "cas takes KEY EXPECTED NEW (or KEY NEW with --absent)";
+        return false;
+      }
+      c->key = s.cas_args[0];
+      c->expected = s.cas_args[1];
+      c->value = s.cas_args[2];
+    }
+  } else if (s.incr->parsed()) {
+    c->op = CtlCommand::Op::kIncr;
+  } else if (s.keys->parsed()) {
+    c->op = CtlCommand::Op::kKeys;
+  } else if (s.status->parsed()) {
+    c->op = CtlCommand::Op::kStatus;
+  } else {
+    *error = "no command given (put, get, del, cas, incr, keys, status, or - for stdin)";
+    return false;
+  }
+  if (s.consistency == "local") c->consistency = Consistency::kLocal;
+  if (s.consistency == "linearizable") c->consistency = Consistency::kLinearizable;
+  return true;
+}
+
+int hex_value(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return -1;
+}
+
+std::string human_error(const Result& r) {
+  switch (r.code) {
+    case Code::kNotFound:
+      return "not found";
+    case Code::kCasFailed:
+      return r.found ? "compare-and-set failed: the current value is " + escape_word(r.value, true)
+                     : "compare-and-set failed: the key is absent";
+    case Code::kNotANumber:
+      return "not a number: " + r.message;
+    default:
+      return "error: " + (r.message.empty() ? std::string(code_name(r.code)) : r.message);
+  }
+}
+
+std::string dump(const Json& j) {
+  // Binary values: invalid UTF-8 becomes U+FFFD rather than an exception.
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Json ballot_json(const Ballot& b) { return Json{{"round", b.round}, {"node", b.node}}; }
+
+std::string ballot_text(const Ballot& b) {
+  return std::to_string(b.round) + "." + std::to_string(b.node);
+}
+
+}  // namespace
+
+int exit_code_of(Code code) {
+  switch (code) {
+    case Code::kOk:
+      return 0;
+    case Code::kNotFound:
+    case Code::kCasFailed:
+    case Code::kNotANumber:
+      return 1;
+    default:
+      return 2;
+  }
+}
+
+CtlParse parse_ctl_args(int argc, const char* const* argv, CtlOptions* options,
+                        CtlCommand* command) {
+  CLI::App app{
+      "synodctl: the command-line client of a Synod cluster (key-value backend).\n"
+      "Exit 0 on success, 1 for a missing key or a failed compare-and-set, 2 on errors.\n"
+      "`synodctl --cluster ... -` reads one command per line from stdin and prints one\n"
+      "result line per command.",
+      "synodctl"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  std::string marker;
+  app.add_option("--cluster", options->cluster, "The nodes: HOST:PORT,HOST:PORT,...")
+      ->required()
+      ->envname("SYNOD_CLUSTER");
+  app.add_option("--timeout", options->timeout_ms, "Timeout of each command in milliseconds")
+      ->check(CLI::Range(1, 3600 * 1000));
+  app.add_flag("--json", options->json, "Machine-readable output (one JSON object per command)");
+  app.add_option("--cluster-name", options->cluster_name,
+                 "The cluster's name (synod --cluster); default synod");
+  app.add_flag("--redirect", options->redirect,
+               "Ask followers to redirect writes instead of forwarding them");
+  app.add_option("stdin", marker, "- : read one command per line from stdin");
+  Commands s;
+  add_commands(app, command, &s);
+  app.require_subcommand(0, 1);
+
+  CtlParse result;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::ostringstream out, err;
+    result.action = CtlParse::Action::kExit;
+    const int rc = app.exit(e, out, err);
+    result.out = out.str();
+    result.err = err.str();
+    result.exit_code = rc == 0 ? 0 : 2;
+    return result;
+  }
+  auto usage_error = [&](std::string message) {
+    result.action = CtlParse::Action::kExit;
+    result.exit_code = 2;
+    result.err = "synodctl: " + message + "\nRun with --help for more information.\n";
+    return result;
+  };
+  if (!marker.empty()) {
+    if (marker != "-") return usage_error("unexpected argument \"" + marker + "\"");
+    if (!app.get_subcommands().empty()) {
+      return usage_error("give either a command or - (stdin), not both");
+    }
+    options->stdin_mode = true;
+    return result;
+  }
+  std::string error;
+  if (!finish_command(s, command, &error)) return usage_error(error);
+  return result;
+}
+
+bool split_words(std::string_view line, std::vector<std::string>* words, std::string* error) {
+  words->clear();
+  std::size_t i = 0;
+  const std::size_t n = line.size();
+  auto blank = [](char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; };
+  // One backslash escape starting at line[i] == '\\'; appends to *w.
+  auto escape = [&](std::string* w) -> bool {
+    if (i + 1 >= n) {
+      *error = "a backslash at the end of the line";
+      return false;
+    }
+    const char ch = line[i + 1];
+    i += 2;
+    switch (ch) {
+      case 'n':
+        w->push_back('\n');
+        return true;
+      case 't':
+        w->push_back('\t');
+        return true;
+      case 'r':
+        w->push_back('\r');
+        return true;
+      case 'x': {
+        if (i + 2 > n || hex_value(line[i]) < 0 || hex_value(line[i + 1]) < 0) {
+          *error = "\\x needs two hex digits";
+          return false;
+        }
+        w->push_back(static_cast<char>(hex_value(line[i]) * 16 + hex_value(line[i + 1])));
+        i += 2;
+        return true;
+      }
+      default:
+        w->push_back(ch);  // \\, \", \', \ , ...
+        return true;
+    }
+  };
+  while (true) {
+    while (i < n && blank(line[i])) ++i;
+    if (i >= n) return true;
+    std::string w;
+    while (i < n && !blank(line[i])) {
+      const char ch = line[i];
+      if (ch == '\\') {
+        if (!escape(&w)) return false;
+      } else if (ch == '\'') {
+        const std::size_t end = line.find('\'', i + 1);
+        if (end == std::string_view::npos) {
+          *error = "unterminated '";
+          return false;
+        }
+        w.append(line.substr(i + 1, end - i - 1));
+        i = end + 1;
+      } else if (ch == '"') {
+        ++i;
+        while (true) {
+          if (i >= n) {
+            *error = "unterminated \"";
+            return false;
+          }
+          if (line[i] == '"') {
+            ++i;
+            break;
+          }
+          if (line[i] == '\\') {
+            if (!escape(&w)) return false;
+          } else {
+            w.push_back(line[i++]);
+          }
+        }
+      } else {
+        w.push_back(ch);
+        ++i;
+      }
+    }
+    words->push_back(std::move(w));
+  }
+}
+
+bool parse_ctl_line(std::string_view line, CtlCommand* command, bool* empty, std::string* error) {
+  *empty = false;
+  std::vector<std::string> words;
+  if (!split_words(line, &words, error)) return false;
+  if (words.empty() || words[0].starts_with("#")) {
+    *empty = true;
+    return true;
+  }
+  static const std::vector<std::string> kCommands = {"put",  "get",  "del",   "cas",
+                                                     "incr", "keys", "status"};
+  if (std::find(kCommands.begin(), kCommands.end(), words[0]) == kCommands.end()) {
+    *error = "unknown command \"" + words[0] + "\" (put, get, del, cas, incr, keys, status)";
+    return false;
+  }
+  *command = CtlCommand{};
+  CLI::App app{"synodctl command", "synodctl"};
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  Commands s;
+  add_commands(app, command, &s);
+  app.require_subcommand(1, 1);
+  std::reverse(words.begin(), words.end());  // CLI11 takes them last to first
+  try {
+    app.parse(words);
+  } catch (const CLI::ParseError& e) {
+    *error = e.what();
+    if (error->empty()) *error = "cannot parse the command";
+    return false;
+  }
+  return finish_command(s, command, error);
+}
+
+std::string escape_word(std::string_view text, bool quote_if_needed) {
+  std::string out;
+  bool quote = quote_if_needed && text.empty();
+  for (unsigned char ch : text) {
+    switch (ch) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '"':
+        if (quote_if_needed) {
+          out += "\\\"";
+          quote = true;
+        } else {
+          out.push_back('"');
+        }
+        break;
+      case ' ':
+      case '\'':
+        out.push_back(static_cast<char>(ch));
+        if (quote_if_needed) quote = true;
+        break;
+      default:
+        if (ch < 0x20 || ch == 0x7f) {
+          char buf[5];
+          std::snprintf(buf, sizeof(buf), "\\x%02x", ch);
+          out += buf;
+        } else {
+          out.push_back(static_cast<char>(ch));
+        }
+    }
+  }
+  return quote ? "\"" + out + "\"" : out;
+}
+
+CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool line_mode) {
+  CtlOutput o;
+  o.exit_code = exit_code_of(r.code);
+  if (json) {
+    Json j;
+    j["ok"] = r.ok();
+    j["code"] = code_name(r.code);
+    switch (c.op) {
+      case CtlCommand::Op::kPut:
+      case CtlCommand::Op::kDel:
+        j["key"] = c.key;
+        break;
+      case CtlCommand::Op::kGet:
+        j["key"] = c.key;
+        if (r.ok()) j["value"] = r.value;
+        break;
+      case CtlCommand::Op::kCas:
+        j["key"] = c.key;
+        if (r.code == Code::kCasFailed) {
+          j["found"] = r.found;
+          if (r.found) j["value"] = r.value;
+        }
+        break;
+      case CtlCommand::Op::kIncr:
+        j["key"] = c.key;
+        if (r.ok()) j["value"] = r.number;
+        break;
+      case CtlCommand::Op::kKeys:
+        if (r.ok()) j["keys"] = r.keys;
+        break;
+      case CtlCommand::Op::kStatus:
+        break;
+    }
+    if (r.ok() && r.slot != 0) j["slot"] = r.slot;
+    if (!r.ok()) j["error"] = r.message.empty() ? human_error(r) : r.message;
+    o.out = dump(j) + "\n";
+    if (!r.ok() && !line_mode) o.err = human_error(r) + "\n";
+    return o;
+  }
+  if (!r.ok()) {
+    (line_mode ? o.out : o.err) = human_error(r) + "\n";
+    return o;
+  }
+  switch (c.op) {
+    case CtlCommand::Op::kPut:
+    case CtlCommand::Op::kDel:
+    case CtlCommand::Op::kCas:
+    case CtlCommand::Op::kStatus:
+      o.out = "OK\n";
+      break;
+    case CtlCommand::Op::kGet:
+      o.out = (line_mode ? escape_word(r.value, false) : r.value) + "\n";
+      break;
+    case CtlCommand::Op::kIncr:
+      o.out = std::to_string(r.number) + "\n";
+      break;
+    case CtlCommand::Op::kKeys:
+      if (line_mode) {
+        for (std::size_t i = 0; i < r.keys.size(); ++i) {
+          if (i > 0) o.out += ' ';
+          o.out += escape_word(r.keys[i], true);
+        }
+        o.out += "\n";
+      } else {
+        for (const std::string& k : r.keys) o.out += k + "\n";
+      }
+      break;
+  }
+  return o;
+}
+
+CtlOutput format_line_error(const std::string& error, bool json) {
+  CtlOutput o;
+  o.exit_code = 2;
+  if (json) {
+    Json j;
+    j["ok"] = false;
+    j["code"] = "usage";
+    j["error"] = error;
+    o.out = dump(j) + "\n";
+  } else {
+    o.out = "error: " + escape_word(error, false) + "\n";
+  }
+  return o;
+}
+
+CtlOutput format_status(const std::vector<NodeStatus>& nodes, bool json, bool line_mode) {
+  CtlOutput o;
+  const bool any =
+      std::any_of(nodes.begin(), nodes.end(), [](const NodeStatus& n) { return n.reachable; });
+  o.exit_code = any ? 0 : 2;
+  if (json) {
+    Json list = Json::array();
+    for (const NodeStatus& n : nodes) {
+      Json j;
+      j["id"] = n.id;
+      j["address"] = n.address;
+      j["reachable"] = n.reachable;
+      if (!n.reachable) {
+        j["error"] = n.error;
+      } else {
+        j["role"] = n.role;
+        j["ballot"] = ballot_json(n.ballot);
+        j["promised"] = ballot_json(n.promised);
+        j["leader"] = n.leader;
+        j["commit"] = n.commit;
+        j["applied"] = n.applied;
+        j["known_commit"] = n.known_commit;
+        j["catching_up"] = n.catching_up;
+        Json peers = Json::array();
+        for (const PeerStatus& p : n.peers) {
+          peers.push_back(Json{{"id", p.id}, {"address", p.address}, {"connected", p.connected}});
+        }
+        j["peers"] = peers;
+        j["syncs"] = n.syncs;
+        j["bytes_synced"] = n.bytes_synced;
+        j["backends"] = n.backends;
+        if (!n.apply_error.empty()) j["apply_error"] = n.apply_error;
+      }
+      list.push_back(std::move(j));
+    }
+    Json j;
+    j["ok"] = any;
+    j["nodes"] = std::move(list);
+    if (!any) j["error"] = "no node answered";
+    o.out = dump(j) + "\n";
+    if (!any && !line_mode) o.err = "error: no node answered\n";
+    return o;
+  }
+  auto id_text = [](const NodeStatus& n) {
+    return n.id == 0 ? std::string("?") : std::to_string(n.id);
+  };
+  if (line_mode) {
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const NodeStatus& n = nodes[i];
+      if (i > 0) o.out += "; ";
+      o.out += id_text(n) + " " + n.address + " ";
+      if (!n.reachable) {
+        o.out += "unreachable (" + escape_word(n.error, false) + ")";
+        continue;
+      }
+      o.out += n.role + " ballot=" + ballot_text(n.ballot) + " commit=" + std::to_string(n.commit) +
+               " applied=" + std::to_string(n.applied) + " reachable";
+      if (n.catching_up) o.out += " catching-up";
+    }
+    o.out += "\n";
+    return o;
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"ID", "ADDRESS", "ROLE", "BALLOT", "COMMIT", "APPLIED", "REACHABLE"});
+  for (const NodeStatus& n : nodes) {
+    if (!n.reachable) {
+      rows.push_back({id_text(n), n.address, "-", "-", "-", "-", "no: " + n.error});
+      continue;
+    }
+    std::string reach = "yes";
+    if (n.catching_up) reach += " (catching up)";
+    if (!n.apply_error.empty()) reach += " (apply stalled: " + n.apply_error + ")";
+    rows.push_back({id_text(n), n.address, n.role, ballot_text(n.ballot), std::to_string(n.commit),
+                    std::to_string(n.applied), reach});
+  }
+  std::vector<std::size_t> width(rows[0].size(), 0);
+  for (const auto& row : rows) {
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    o.out += line + "\n";
+  }
+  if (!any) o.err = "error: no node answered\n";
+  return o;
+}
+
+}  // namespace synod::client

@@ -1,0 +1,87 @@
+// synodctl's logic without its I/O: parsing the command line and stdin lines,
+// and turning a call's Result into output text and an exit code. tools/synodctl.cc
+// wires it to a Client; ctl_test.cc tests it without a cluster.
+//
+// Exit codes: 0 success; 1 the command was answered but did not succeed (a
+// missing key, a failed compare-and-set, a value that is not a number); 2 an
+// error (bad usage, unreachable cluster, timeout, refused request).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "synod/client.hpp"
+
+namespace synod::client {
+
+struct CtlCommand {
+  enum class Op { kPut, kGet, kDel, kCas, kIncr, kKeys, kStatus };
+  Op op = Op::kStatus;
+  std::string key;
+  std::string value;     // put, cas: the new value
+  std::string expected;  // cas, unless absent
+  bool absent = false;   // cas: the key must be absent
+  std::int64_t delta = 1;
+  std::string prefix;  // keys
+  std::uint32_t limit = 0;
+  std::optional<Consistency> consistency;  // get, keys
+};
+
+struct CtlOptions {
+  std::string cluster;  // "H:P,H:P,..."
+  std::string cluster_name = "synod";
+  int timeout_ms = 5000;
+  bool json = false;
+  bool redirect = false;    // Options::prefer_redirect
+  bool stdin_mode = false;  // "-": one command per line from stdin
+};
+
+struct CtlParse {
+  enum class Action { kRun, kExit } action = Action::kRun;
+  int exit_code = 0;
+  std::string out;  // --help text
+  std::string err;  // a usage error
+};
+
+// Parses synodctl's arguments into *options and, unless options->stdin_mode, *command.
+CtlParse parse_ctl_args(int argc, const char* const* argv, CtlOptions* options,
+                        CtlCommand* command);
+
+// Splits a stdin line into words: blanks separate; '...' and "..." quote (a
+// backslash escapes the next character inside "..." and outside quotes; \n, \t,
+// \r, \\ and \xHH are understood). False with *error on an unterminated quote.
+bool split_words(std::string_view line, std::vector<std::string>* words, std::string* error);
+
+// Parses one stdin line (the same words as the arguments after the global
+// options, e.g. `get k --consistency linearizable`). *empty is set for a blank
+// line or a comment (#...), which the caller skips.
+bool parse_ctl_line(std::string_view line, CtlCommand* command, bool* empty, std::string* error);
+
+struct CtlOutput {
+  int exit_code = 0;
+  std::string out;  // for stdout, with its newline(s)
+  std::string err;  // for stderr, with its newline; may be empty
+};
+
+// The output of a kv command. line_mode (stdin mode): exactly one line on
+// stdout whatever the outcome (values escaped as in split_words, keys
+// space-separated and quoted when needed), nothing on stderr.
+CtlOutput format_result(const CtlCommand& command, const Result& result, bool json, bool line_mode);
+// The output of status: a table (or one JSON object; one line in line mode).
+// Exit 0 when some node answered, 2 when none did.
+CtlOutput format_status(const std::vector<NodeStatus>& nodes, bool json, bool line_mode);
+
+// The result line of a stdin line that does not parse (exit code 2).
+CtlOutput format_line_error(const std::string& error, bool json);
+
+// The exit code of a Result (see the top of this file).
+int exit_code_of(Code code);
+
+// Text escaped for one line (backslash escapes; quoted when it holds blanks or
+// quotes, or is empty, if quote_if_needed), readable back with split_words.
+std::string escape_word(std::string_view text, bool quote_if_needed);
+
+}  // namespace synod::client

@@ -1,0 +1,376 @@
+#include "client/ctl.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace synod::client {
+namespace {
+
+struct Parsed {
+  CtlParse parse;
+  CtlOptions options;
+  CtlCommand command;
+};
+
+Parsed parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "synodctl");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  Parsed p;
+  p.parse = parse_ctl_args(static_cast<int>(argv.size()), argv.data(), &p.options, &p.command);
+  return p;
+}
+
+TEST(CtlArgs, EveryCommand) {
+  Parsed p = parse({"--cluster", "a:1,b:2", "put", "k", "v"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.options.cluster, "a:1,b:2");
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kPut);
+  EXPECT_EQ(p.command.key, "k");
+  EXPECT_EQ(p.command.value, "v");
+
+  p = parse({"--cluster", "a:1", "get", "k", "--consistency", "linearizable"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kGet);
+  EXPECT_EQ(p.command.consistency, Consistency::kLinearizable);
+
+  p = parse({"--cluster", "a:1", "get", "k"});
+  EXPECT_FALSE(p.command.consistency.has_value());
+
+  p = parse({"--cluster", "a:1", "del", "k"});
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kDel);
+
+  p = parse({"--cluster", "a:1", "cas", "k", "old", "new"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kCas);
+  EXPECT_EQ(p.command.key, "k");
+  EXPECT_EQ(p.command.expected, "old");
+  EXPECT_EQ(p.command.value, "new");
+  EXPECT_FALSE(p.command.absent);
+
+  p = parse({"--cluster", "a:1", "cas", "--absent", "k", "new"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_TRUE(p.command.absent);
+  EXPECT_EQ(p.command.key, "k");
+  EXPECT_EQ(p.command.value, "new");
+
+  p = parse({"--cluster", "a:1", "incr", "k"});
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kIncr);
+  EXPECT_EQ(p.command.delta, 1);
+  p = parse({"--cluster", "a:1", "incr", "k", "-5"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.delta, -5);
+
+  p = parse({"--cluster", "a:1", "keys", "pre", "--limit", "3"});
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kKeys);
+  EXPECT_EQ(p.command.prefix, "pre");
+  EXPECT_EQ(p.command.limit, 3u);
+  p = parse({"--cluster", "a:1", "keys"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.prefix, "");
+
+  p = parse({"--cluster", "a:1", "status"});
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kStatus);
+}
+
+TEST(CtlArgs, GlobalOptionsAnywhere) {
+  Parsed p = parse({"--cluster", "a:1", "put", "k", "v", "--timeout", "2000", "--json"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.options.timeout_ms, 2000);
+  EXPECT_TRUE(p.options.json);
+  EXPECT_EQ(p.command.value, "v");
+
+  // The last of a repeated option wins (MultiOptionPolicy::TakeLast).
+  p = parse({"--timeout", "10", "--cluster", "a:1", "--timeout", "20", "status"});
+  EXPECT_EQ(p.options.timeout_ms, 20);
+
+  p = parse({"--cluster", "a:1", "--cluster-name", "test", "--redirect", "status"});
+  EXPECT_EQ(p.options.cluster_name, "test");
+  EXPECT_TRUE(p.options.redirect);
+}
+
+TEST(CtlArgs, StdinMode) {
+  Parsed p = parse({"--cluster", "a:1", "-"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_TRUE(p.options.stdin_mode);
+  p = parse({"--cluster", "a:1", "--json", "-"});
+  EXPECT_TRUE(p.options.stdin_mode);
+  EXPECT_TRUE(p.options.json);
+  // A value that is "-" is just a value.
+  p = parse({"--cluster", "a:1", "put", "k", "-"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_FALSE(p.options.stdin_mode);
+  EXPECT_EQ(p.command.value, "-");
+}
+
+TEST(CtlArgs, UsageErrorsExit2) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"put", "k", "v"},                  // no --cluster
+           {"--cluster", "a:1"},               // no command
+           {"--cluster", "a:1", "put", "k"},   // missing value
+           {"--cluster", "a:1", "frob", "k"},  // unknown command
+           {"--cluster", "a:1", "get", "k", "--consistency", "strong"},
+           {"--cluster", "a:1", "cas", "k", "v"},  // 2 words without --absent
+           {"--cluster", "a:1", "cas", "--absent", "k", "old", "new"},
+           {"--cluster", "a:1", "incr", "k", "x"},
+           {"--cluster", "a:1", "--timeout", "0", "status"},
+           {"--cluster", "a:1", "whatever"},
+       }) {
+    Parsed p = parse(args);
+    EXPECT_EQ(p.parse.action, CtlParse::Action::kExit) << args.back();
+    EXPECT_EQ(p.parse.exit_code, 2) << args.back();
+    EXPECT_FALSE(p.parse.err.empty()) << args.back();
+  }
+  Parsed help = parse({"--help"});
+  EXPECT_EQ(help.parse.action, CtlParse::Action::kExit);
+  EXPECT_EQ(help.parse.exit_code, 0);
+  EXPECT_NE(help.parse.out.find("--cluster"), std::string::npos);
+}
+
+TEST(CtlLine, SplitsWords) {
+  std::vector<std::string> w;
+  std::string error;
+  ASSERT_TRUE(split_words("  put  k   v ", &w, &error));
+  EXPECT_EQ(w, (std::vector<std::string>{"put", "k", "v"}));
+  ASSERT_TRUE(split_words(R"(put "a key" 'it''s' x\ y "q\"\n\x41")", &w, &error));
+  EXPECT_EQ(w, (std::vector<std::string>{"put", "a key", "its", "x y", "q\"\nA"}));
+  ASSERT_TRUE(split_words(R"(put k "")", &w, &error));
+  EXPECT_EQ(w, (std::vector<std::string>{"put", "k", ""}));
+  EXPECT_FALSE(split_words(R"(put "k)", &w, &error));
+  EXPECT_FALSE(split_words("put 'k", &w, &error));
+  EXPECT_FALSE(split_words("put k\\", &w, &error));
+  EXPECT_FALSE(split_words("put \\x4", &w, &error));
+}
+
+TEST(CtlLine, ParsesCommands) {
+  CtlCommand c;
+  bool empty = false;
+  std::string error;
+  ASSERT_TRUE(parse_ctl_line("get k --consistency linearizable", &c, &empty, &error)) << error;
+  EXPECT_FALSE(empty);
+  EXPECT_EQ(c.op, CtlCommand::Op::kGet);
+  EXPECT_EQ(c.key, "k");
+  EXPECT_EQ(c.consistency, Consistency::kLinearizable);
+
+  // Each line starts from scratch.
+  ASSERT_TRUE(parse_ctl_line("get k2", &c, &empty, &error)) << error;
+  EXPECT_FALSE(c.consistency.has_value());
+
+  ASSERT_TRUE(parse_ctl_line("put \"a b\" 'c d'", &c, &empty, &error)) << error;
+  EXPECT_EQ(c.key, "a b");
+  EXPECT_EQ(c.value, "c d");
+
+  ASSERT_TRUE(parse_ctl_line("incr n -2", &c, &empty, &error)) << error;
+  EXPECT_EQ(c.delta, -2);
+
+  ASSERT_TRUE(parse_ctl_line("   ", &c, &empty, &error));
+  EXPECT_TRUE(empty);
+  ASSERT_TRUE(parse_ctl_line("# a comment", &c, &empty, &error));
+  EXPECT_TRUE(empty);
+
+  EXPECT_FALSE(parse_ctl_line("frob k", &c, &empty, &error));
+  EXPECT_FALSE(error.empty());
+  EXPECT_FALSE(parse_ctl_line("put k", &c, &empty, &error));
+  EXPECT_FALSE(parse_ctl_line("cas k v", &c, &empty, &error));
+  EXPECT_FALSE(parse_ctl_line("put \"k v", &c, &empty, &error));
+}
+
+Result result(Code code, std::string message = {}) {
+  Result r;
+  r.code = code;
+  r.message = std::move(message);
+  return r;
+}
+
+CtlCommand command(CtlCommand::Op op, std::string key = "k") {
+  CtlCommand c;
+  c.op = op;
+  c.key = std::move(key);
+  return c;
+}
+
+TEST(CtlOutput, ExitCodes) {
+  EXPECT_EQ(exit_code_of(Code::kOk), 0);
+  EXPECT_EQ(exit_code_of(Code::kNotFound), 1);
+  EXPECT_EQ(exit_code_of(Code::kCasFailed), 1);
+  EXPECT_EQ(exit_code_of(Code::kNotANumber), 1);
+  for (Code c : {Code::kTimeout, Code::kUnavailable, Code::kBadRequest, Code::kBackendError,
+                 Code::kProtocolError, Code::kResultLost}) {
+    EXPECT_EQ(exit_code_of(c), 2) << code_name(c);
+  }
+}
+
+TEST(CtlOutput, Text) {
+  Result got = result(Code::kOk);
+  got.value = "hello world";
+  CtlOutput o = format_result(command(CtlCommand::Op::kGet), got, false, false);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out, "hello world\n");
+  EXPECT_EQ(o.err, "");
+
+  o = format_result(command(CtlCommand::Op::kGet), result(Code::kNotFound, "not found"), false,
+                    false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "not found\n");
+
+  Result cas = result(Code::kCasFailed, "x");
+  cas.found = true;
+  cas.value = "now";
+  o = format_result(command(CtlCommand::Op::kCas), cas, false, false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("compare-and-set failed"), std::string::npos);
+  EXPECT_NE(o.err.find("now"), std::string::npos);
+
+  o = format_result(command(CtlCommand::Op::kPut), result(Code::kOk), false, false);
+  EXPECT_EQ(o.out, "OK\n");
+
+  Result incr = result(Code::kOk);
+  incr.number = 42;
+  EXPECT_EQ(format_result(command(CtlCommand::Op::kIncr), incr, false, false).out, "42\n");
+
+  Result keys = result(Code::kOk);
+  keys.keys = {"a", "b c"};
+  EXPECT_EQ(format_result(command(CtlCommand::Op::kKeys), keys, false, false).out, "a\nb c\n");
+
+  o = format_result(command(CtlCommand::Op::kPut),
+                    result(Code::kUnavailable, "cluster unavailable for 2000 ms: refused"), false,
+                    false);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "error: cluster unavailable for 2000 ms: refused\n");
+}
+
+TEST(CtlOutput, LineModeIsOneLineOnStdout) {
+  Result got = result(Code::kOk);
+  got.value = "two\nlines";
+  CtlOutput o = format_result(command(CtlCommand::Op::kGet), got, false, true);
+  EXPECT_EQ(o.out, "two\\nlines\n");
+
+  o = format_result(command(CtlCommand::Op::kGet), result(Code::kNotFound, "not found"), false,
+                    true);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.out, "not found\n");
+  EXPECT_EQ(o.err, "");
+
+  o = format_result(command(CtlCommand::Op::kPut), result(Code::kTimeout, "timed out"), false,
+                    true);
+  EXPECT_EQ(o.out, "error: timed out\n");
+  EXPECT_EQ(o.err, "");
+
+  Result keys = result(Code::kOk);
+  keys.keys = {"a", "b c", ""};
+  o = format_result(command(CtlCommand::Op::kKeys), keys, false, true);
+  EXPECT_EQ(o.out, "a \"b c\" \"\"\n");
+  // The line reads back as the keys.
+  std::vector<std::string> words;
+  std::string error;
+  ASSERT_TRUE(split_words(o.out, &words, &error));
+  EXPECT_EQ(words, keys.keys);
+}
+
+TEST(CtlOutput, Json) {
+  Result got = result(Code::kOk);
+  got.value = "v";
+  got.slot = 3;
+  CtlOutput o = format_result(command(CtlCommand::Op::kGet), got, true, false);
+  auto j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["ok"], true);
+  EXPECT_EQ(j["code"], "ok");
+  EXPECT_EQ(j["key"], "k");
+  EXPECT_EQ(j["value"], "v");
+  EXPECT_EQ(o.out.find('\n'), o.out.size() - 1);  // one line
+
+  o = format_result(command(CtlCommand::Op::kGet), result(Code::kNotFound, "not found"), true,
+                    false);
+  j = nlohmann::json::parse(o.out);
+  EXPECT_EQ(j["ok"], false);
+  EXPECT_EQ(j["code"], "not_found");
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err, "not found\n");  // still on stderr for humans
+
+  Result incr = result(Code::kOk);
+  incr.number = -4;
+  j = nlohmann::json::parse(format_result(command(CtlCommand::Op::kIncr), incr, true, false).out);
+  EXPECT_EQ(j["value"], -4);
+
+  // Bytes that are not UTF-8 do not break the output.
+  Result binary = result(Code::kOk);
+  binary.value = "\xff\xfe";
+  EXPECT_NO_THROW(
+      nlohmann::json::parse(format_result(command(CtlCommand::Op::kGet), binary, true, false).out));
+
+  o = format_line_error("bad \"line\"\n", true);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(nlohmann::json::parse(o.out)["error"], "bad \"line\"\n");
+}
+
+std::vector<NodeStatus> three_nodes() {
+  NodeStatus a;
+  a.address = "127.0.0.1:7001";
+  a.reachable = true;
+  a.id = 1;
+  a.role = "leader";
+  a.ballot = Ballot{3, 1};
+  a.commit = 10;
+  a.applied = 9;
+  NodeStatus b = a;
+  b.address = "127.0.0.1:7002";
+  b.id = 2;
+  b.role = "follower";
+  NodeStatus c;
+  c.address = "127.0.0.1:7003";
+  c.id = 3;
+  c.error = "connect to 127.0.0.1:7003 failed: Connection refused";
+  return {a, b, c};
+}
+
+TEST(CtlOutput, StatusTable) {
+  CtlOutput o = format_status(three_nodes(), false, false);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("ID"), std::string::npos);
+  EXPECT_NE(o.out.find("REACHABLE"), std::string::npos);
+  EXPECT_NE(o.out.find("leader"), std::string::npos);
+  EXPECT_NE(o.out.find("3.1"), std::string::npos);
+  EXPECT_NE(o.out.find("Connection refused"), std::string::npos);
+  EXPECT_EQ(std::count(o.out.begin(), o.out.end(), '\n'), 4);
+
+  auto j = nlohmann::json::parse(format_status(three_nodes(), true, false).out);
+  ASSERT_EQ(j["nodes"].size(), 3u);
+  EXPECT_EQ(j["nodes"][0]["role"], "leader");
+  EXPECT_EQ(j["nodes"][0]["ballot"]["round"], 3);
+  EXPECT_EQ(j["nodes"][0]["commit"], 10);
+  EXPECT_EQ(j["nodes"][0]["applied"], 9);
+  EXPECT_EQ(j["nodes"][2]["reachable"], false);
+  EXPECT_EQ(j["nodes"][2]["id"], 3);
+
+  o = format_status(three_nodes(), false, true);
+  EXPECT_EQ(std::count(o.out.begin(), o.out.end(), '\n'), 1);
+
+  std::vector<NodeStatus> none(1);
+  none[0].address = "x:1";
+  none[0].error = "refused";
+  o = format_status(none, false, false);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_FALSE(o.err.empty());
+}
+
+TEST(CtlOutput, EscapeWord) {
+  EXPECT_EQ(escape_word("plain", true), "plain");
+  EXPECT_EQ(escape_word("a b", true), "\"a b\"");
+  EXPECT_EQ(escape_word("", true), "\"\"");
+  EXPECT_EQ(escape_word("", false), "");
+  EXPECT_EQ(escape_word(std::string_view("\x01\\", 2), false), "\\x01\\\\");
+  EXPECT_EQ(escape_word("q\"", true), "\"q\\\"\"");
+  for (std::string s : {std::string("a\"b c"), std::string("x\ny"), std::string("\x7f'z")}) {
+    std::vector<std::string> words;
+    std::string error;
+    ASSERT_TRUE(split_words(escape_word(s, true), &words, &error)) << s;
+    ASSERT_EQ(words.size(), 1u) << s;
+    EXPECT_EQ(words[0], s);
+  }
+}
+
+}  // namespace
+}  // namespace synod::client

@@ -1,0 +1,654 @@
+#include "server/node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <random>
+
+#include "codec/codec.h"
+
+namespace synod::server {
+
+using Clock = std::chrono::steady_clock;
+using Code = proto::ClientResponse::Code;
+
+namespace {
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Node::Node(Config config)
+    : cfg_(std::move(config)),
+      backends_(cfg_.plugin_dir.empty() ? backend::BackendHost::default_plugin_dirs()
+                                        : std::vector<std::string>{cfg_.plugin_dir}),
+      tick_timer_(io_),
+      apply_retry_timer_(io_),
+      rng_(std::random_device{}() ^ (static_cast<std::uint64_t>(wall_ms()) << 16)) {
+  // Tags must not repeat across restarts of this node: start from a random base.
+  next_tag_ = (rng_.next() & 0xffffffff00000000ULL) | 1;
+}
+
+Node::~Node() = default;
+
+std::uint16_t Node::port() const { return transport_ ? transport_->port() : 0; }
+
+std::unique_ptr<paxos::Replica> Node::make_replica(std::string* error) {
+  paxos::DurableState durable = store_->load();
+  paxos::Configuration members;
+  for (const auto& [id, addr] : cfg_.peers) members.members.push_back(id);
+  applied_slot_ = durable.applied;
+  // The backends must not be ahead of the log (PhxPaxos #22, #33): a backend
+  // whose position is past every command this log can replay was copied from
+  // elsewhere or belongs to another node.
+  std::uint64_t reachable = store_->applied_position();
+  paxos::Slot next = durable.applied + 1;
+  std::map<paxos::Slot, const paxos::Value*> chosen;
+  for (const auto& e : durable.chosen) chosen[e.slot] = e.value.get();
+  for (auto it = chosen.find(next); it != chosen.end(); it = chosen.find(++next)) {
+    if (it->second->kind == paxos::ValueKind::kCommands) reachable += it->second->commands.size();
+  }
+  for (const std::string& name : cfg_.backends) {
+    const std::uint64_t at = backends_.last_applied(name);
+    if (at > reachable) {
+      *error = "backend '" + name + "' has applied through position " + std::to_string(at) +
+               " but this node's log reaches only position " + std::to_string(reachable) +
+               " (slot " + std::to_string(next - 1) +
+               "): its data is newer than the log — was a data directory copied or mixed up?";
+      return nullptr;
+    }
+  }
+  return std::make_unique<paxos::Replica>(cfg_.id, members, cfg_.paxos, std::move(durable),
+                                          store_.get(), rng_.next());
+}
+
+bool Node::start(std::string* error) {
+  store_ = storage::LogStore::open(cfg_.data_dir + "/log", cfg_.id, cfg_.cluster_id, error);
+  if (!store_) return false;
+  for (const std::string& name : cfg_.backends) {
+    auto options = cfg_.backend_options[name];
+    if (!options.contains("data_dir")) options["data_dir"] = cfg_.data_dir + "/backends/" + name;
+    if (!backends_.load(name, options, error)) return false;
+  }
+  applied_position_ = store_->applied_position();
+  for (const auto& s : store_->load_sessions()) {
+    sessions_[s.client_id] = Session{s.sequence, s.result, s.last_ms};
+    log_time_ms_ = std::max(log_time_ms_, s.last_ms);
+  }
+  replica_ = make_replica(error);
+  if (!replica_) return false;
+
+  net::TransportOptions tc;
+  tc.node_id = cfg_.id;
+  tc.cluster_id = cfg_.cluster_id;
+  tc.listen = cfg_.listen;
+  tc.peers = cfg_.peers;
+  net::TransportHandlers handlers;
+  handlers.on_peer_message = [this](proto::PeerMessage&& m) { on_peer_message(std::move(m)); };
+  handlers.on_client_request = [this](net::ConnectionId c, proto::ClientRequest&& r) {
+    on_client_request(c, std::move(r));
+  };
+  transport_ = std::make_unique<net::Transport>(io_, tc, std::move(handlers));
+  if (!transport_->start(error)) return false;
+
+  spdlog::info("node {} listening on {} (cluster '{}', {} members, applied slot {}, backends: {})",
+               cfg_.id, cfg_.listen, cfg_.cluster, cfg_.peers.size(), applied_slot_,
+               fmt::join(cfg_.backends, ","));
+  last_tick_ = Clock::now();
+  tick_timer_.expires_after(std::chrono::milliseconds(cfg_.tick_ms));
+  tick_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) on_tick();
+  });
+  schedule_flush();  // a restart may have chosen-but-unapplied slots to apply
+  return true;
+}
+
+void Node::run(bool handle_signals) {
+  if (handle_signals) {
+    signals_ = std::make_unique<asio::signal_set>(io_, SIGINT, SIGTERM);
+    signals_->async_wait([this](const asio::error_code& ec, int sig) {
+      if (ec) return;
+      spdlog::info("node {}: signal {}, shutting down", cfg_.id, sig);
+      stop();
+    });
+  }
+  io_.run();
+  // Clean shutdown: whatever the last turn produced is made durable first.
+  if (replica_ && flush_scheduled_) flush();
+  spdlog::info("node {} stopped at applied slot {}", cfg_.id, applied_slot_);
+}
+
+void Node::stop() {
+  asio::post(io_, [this] {
+    if (transport_) transport_->stop();
+    tick_timer_.cancel();
+    apply_retry_timer_.cancel();
+    if (signals_) signals_->cancel();
+    if (leader_conn_) leader_conn_->close();
+    io_.stop();
+  });
+}
+
+// ------------------------------------------------------------------ inputs
+
+void Node::on_peer_message(proto::PeerMessage&& m) {
+  paxos::Message msg;
+  std::string error;
+  if (!codec::from_proto(m, &msg, &error)) {
+    spdlog::warn("node {}: dropped a malformed message from {}: {}", cfg_.id, m.from(), error);
+    return;
+  }
+  replica_->step(msg);
+  schedule_flush();
+}
+
+void Node::on_tick() {
+  const auto now = Clock::now();
+  // Every elapsed tick counts, also after a pause (SIGSTOP, a slow disk): a
+  // lease must see the time that passed before the node answers anything.
+  auto elapsed = (now - last_tick_) / std::chrono::milliseconds(cfg_.tick_ms);
+  if (elapsed > 0) {
+    last_tick_ += std::chrono::milliseconds(cfg_.tick_ms) * elapsed;
+    for (std::int64_t i = 0; i < std::min<std::int64_t>(elapsed, 10000); ++i) replica_->tick();
+    schedule_flush();
+  }
+  expire_requests();
+  tick_timer_.expires_at(last_tick_ + std::chrono::milliseconds(cfg_.tick_ms));
+  tick_timer_.async_wait([this](const asio::error_code& ec) {
+    if (!ec) on_tick();
+  });
+}
+
+void Node::on_client_request(net::ConnectionId conn, proto::ClientRequest&& req) {
+  switch (req.op_case()) {
+    case proto::ClientRequest::kWrite:
+      handle_write(conn, req);
+      break;
+    case proto::ClientRequest::kRead:
+      handle_read(conn, req);
+      break;
+    case proto::ClientRequest::kStatus: {
+      proto::ClientResponse r;
+      r.set_request_id(req.request_id());
+      r.set_code(Code::ClientResponse_Code_OK);
+      fill_status(r.mutable_status());
+      respond(conn, r);
+      break;
+    }
+    case proto::ClientRequest::OP_NOT_SET:
+      respond_error(conn, req.request_id(), Code::ClientResponse_Code_BAD_REQUEST,
+                    "request without an operation");
+      break;
+  }
+}
+
+void Node::handle_write(net::ConnectionId conn, proto::ClientRequest& req) {
+  const proto::WriteRequest& w = req.write();
+  if (!backends_.get(w.backend())) {
+    respond_error(conn, req.request_id(), Code::ClientResponse_Code_BAD_REQUEST,
+                  "unknown backend '" + w.backend() + "'");
+    return;
+  }
+  if (replica_->role() != paxos::Role::kLeader) {
+    if (w.no_forward() || replica_->leader_hint() == paxos::kNoNode ||
+        replica_->leader_hint() == cfg_.id) {
+      proto::ClientResponse r;
+      r.set_request_id(req.request_id());
+      fill_not_leader(&r);
+      respond(conn, r);
+    } else {
+      forward(conn, req);
+    }
+    return;
+  }
+  // A retry of a command already applied: answer from the session at once.
+  if (w.client_id() != 0) {
+    auto s = sessions_.find(w.client_id());
+    if (s != sessions_.end() && w.sequence() <= s->second.sequence) {
+      proto::ClientResponse r;
+      r.set_request_id(req.request_id());
+      if (w.sequence() == s->second.sequence) {
+        r.set_code(Code::ClientResponse_Code_OK);
+        r.set_result(s->second.result);
+      } else {
+        r.set_code(Code::ClientResponse_Code_BAD_REQUEST);
+        r.set_error("sequence " + std::to_string(w.sequence()) + " is older than client " +
+                    std::to_string(w.client_id()) + "'s last applied sequence " +
+                    std::to_string(s->second.sequence));
+      }
+      respond(conn, r);
+      return;
+    }
+  }
+  proto::Command cmd;
+  cmd.set_client_id(w.client_id());
+  cmd.set_sequence(w.sequence());
+  cmd.set_backend(w.backend());
+  cmd.set_payload(w.payload());
+  cmd.set_timestamp_ms(std::max(wall_ms(), log_time_ms_));
+  cmd.set_random_seed(rng_.next());
+  const std::uint64_t tag = next_tag_++;
+  cmd.set_tag(tag);
+  const paxos::ProposalId id = replica_->propose(cmd.SerializeAsString());
+  writes_[tag] = PendingWrite{conn, req.request_id(), deadline_of(req)};
+  proposal_tag_[id] = tag;
+  schedule_flush();
+}
+
+void Node::handle_read(net::ConnectionId conn, proto::ClientRequest& req) {
+  const proto::ReadRequest& rd = req.read();
+  if (!backends_.get(rd.backend())) {
+    respond_error(conn, req.request_id(), Code::ClientResponse_Code_BAD_REQUEST,
+                  "unknown backend '" + rd.backend() + "'");
+    return;
+  }
+  if (rd.consistency() == proto::LINEARIZABLE && replica_->role() != paxos::Role::kLeader) {
+    if (rd.no_forward() || replica_->leader_hint() == paxos::kNoNode ||
+        replica_->leader_hint() == cfg_.id) {
+      proto::ClientResponse r;
+      r.set_request_id(req.request_id());
+      fill_not_leader(&r);
+      respond(conn, r);
+    } else {
+      forward(conn, req);
+    }
+    return;
+  }
+  PendingRead p{conn, req.request_id(), rd.backend(), rd.payload(), std::nullopt,
+                deadline_of(req)};
+  if (rd.consistency() == proto::LOCAL) p.read_slot = 0;
+  reads_.push_back(std::move(p));
+  serve_reads();
+}
+
+void Node::forward(net::ConnectionId conn, proto::ClientRequest& req) {
+  const paxos::NodeId leader = replica_->leader_hint();
+  if (!leader_conn_ || leader_conn_id_ != leader || !leader_conn_->is_open()) {
+    // Requests still in flight on a previous connection have an unknown outcome.
+    fail_forwarded("the leader changed");
+    net::ClientConnectionOptions options;
+    options.cluster_id = cfg_.cluster_id;
+    net::ClientConnectionHandlers h;
+    h.on_response = [this](proto::ClientResponse&& r) { on_forward_response(std::move(r)); };
+    h.on_closed = [this](const std::string& reason) {
+      fail_forwarded("lost the connection to the leader: " + reason);
+    };
+    leader_conn_ = std::make_unique<net::ClientConnection>(io_, options, std::move(h));
+    leader_conn_id_ = leader;
+    std::string error;
+    if (!leader_conn_->connect(cfg_.peers.at(leader), &error)) {
+      respond_error(conn, req.request_id(), Code::ClientResponse_Code_UNAVAILABLE,
+                    "cannot reach the leader: " + error);
+      leader_conn_.reset();
+      return;
+    }
+  }
+  const std::uint64_t id = next_forward_id_++;
+  forwarded_[id] = Forwarded{conn, req.request_id(), deadline_of(req)};
+  proto::ClientRequest copy = req;
+  copy.set_request_id(id);
+  if (copy.has_write()) copy.mutable_write()->set_no_forward(true);
+  if (copy.has_read()) copy.mutable_read()->set_no_forward(true);
+  leader_conn_->send(copy);
+}
+
+void Node::fail_forwarded(const std::string& why) {
+  for (auto& [id, f] : forwarded_) {
+    respond_error(f.conn, f.request_id, Code::ClientResponse_Code_UNAVAILABLE,
+                  why + "; the outcome is unknown, retry with the same sequence");
+  }
+  forwarded_.clear();
+}
+
+void Node::on_forward_response(proto::ClientResponse&& r) {
+  auto it = forwarded_.find(r.request_id());
+  if (it == forwarded_.end()) return;
+  r.set_request_id(it->second.request_id);
+  respond(it->second.conn, r);
+  forwarded_.erase(it);
+}
+
+// ------------------------------------------------------------------ the Ready loop
+
+void Node::schedule_flush() {
+  if (flush_scheduled_) return;
+  flush_scheduled_ = true;
+  // Runs after every handler already queued: everything that arrived in this
+  // turn of the event loop is persisted by one synced write (group commit).
+  asio::post(io_, [this] { flush(); });
+}
+
+void Node::flush() {
+  flush_scheduled_ = false;
+  paxos::Ready ready = replica_->take_ready();
+  if (!ready.persist.empty()) {
+    std::string error;
+    if (!store_->persist(ready.persist, &error)) {
+      // Nothing of this Ready may leave: its answers would promise state that
+      // is not on disk. Rebuild the core from what is durable and go on.
+      spdlog::error("node {}: cannot persist ({}); dropping this turn's output and reloading "
+                    "from disk",
+                    cfg_.id, error);
+      if (error.find("restart") != std::string::npos) {
+        // RocksDB refuses every write after a failed fsync: only a restart,
+        // which re-reads what is really on disk, is safe.
+        spdlog::critical("node {}: the log store is unusable; stopping", cfg_.id);
+        exit_code_ = 1;
+        stop();
+        return;
+      }
+      reload_after_disk_error();
+      return;
+    }
+  }
+  for (auto& m : ready.messages) {
+    if (m.to == cfg_.id) {
+      asio::post(io_, [this, msg = std::move(m)] {
+        replica_->step(msg);
+        schedule_flush();
+      });
+    } else {
+      proto::PeerMessage p;
+      codec::to_proto(m, &p);
+      transport_->send_peer(m.to, p);
+    }
+  }
+  for (auto& e : ready.committed) apply_queue_.push_back(std::move(e));
+  for (const auto& o : ready.outcomes) {
+    auto pt = proposal_tag_.find(o.id);
+    if (pt == proposal_tag_.end()) continue;
+    const std::uint64_t tag = pt->second;
+    proposal_tag_.erase(pt);
+    if (o.status == paxos::ProposalStatus::kChosen) continue;  // answered when applied
+    auto w = writes_.find(tag);
+    if (w == writes_.end()) continue;
+    proto::ClientResponse r;
+    r.set_request_id(w->second.request_id);
+    switch (o.status) {
+      case paxos::ProposalStatus::kNotLeader:
+      case paxos::ProposalStatus::kSuperseded:  // definitely not applied: safe to retry
+        fill_not_leader(&r);
+        break;
+      case paxos::ProposalStatus::kBusy:
+        r.set_code(Code::ClientResponse_Code_UNAVAILABLE);
+        r.set_error("too many writes pending at the leader; retry");
+        break;
+      case paxos::ProposalStatus::kTooLarge:
+        r.set_code(Code::ClientResponse_Code_BAD_REQUEST);
+        r.set_error("command larger than the maximum batch size");
+        break;
+      case paxos::ProposalStatus::kChosen:
+        break;
+    }
+    respond(w->second.conn, r);
+    writes_.erase(w);
+  }
+  if (ready.snapshot_needed) {
+    spdlog::warn("node {}: peer {} compacted slots below {} that this node needs; snapshot "
+                 "install is not implemented yet",
+                 cfg_.id, ready.snapshot_needed->peer, ready.snapshot_needed->first_slot);
+  }
+  apply_committed();
+  serve_reads();
+}
+
+void Node::reload_after_disk_error() {
+  for (auto& [tag, w] : writes_) {
+    respond_error(w.conn, w.request_id, Code::ClientResponse_Code_UNAVAILABLE,
+                  "this node cannot write to its disk");
+  }
+  writes_.clear();
+  proposal_tag_.clear();
+  std::string error;
+  auto fresh = make_replica(&error);
+  if (!fresh) {
+    spdlog::critical("node {}: cannot reload from disk: {}", cfg_.id, error);
+    stop();
+    return;
+  }
+  replica_ = std::move(fresh);
+  apply_queue_.clear();
+}
+
+void Node::apply_committed() {
+  const paxos::Slot before = applied_slot_;
+  while (!apply_queue_.empty() && apply_error_.empty()) {
+    const auto& e = apply_queue_.front();
+    if (e.slot <= applied_slot_) {
+      apply_queue_.pop_front();
+      continue;
+    }
+    if (!apply_slot(e.slot, *e.value)) break;
+    applied_slot_ = e.slot;
+    apply_queue_.pop_front();
+  }
+  if (applied_slot_ == before) return;
+  // The backends' effects must be durable before the applied point that
+  // claims them is (a synced persist later also makes record_applied durable).
+  for (const std::string& name : cfg_.backends) {
+    backend::Result r = backends_.get(name)->sync();
+    if (!r.ok) {
+      spdlog::error("node {}: backend '{}' cannot sync: {}; not recording applied slot {}",
+                    cfg_.id, name, r.error, applied_slot_);
+      return;
+    }
+  }
+  std::vector<storage::Session> upserts;
+  upserts.reserve(dirty_sessions_.size());
+  for (auto& [client, s] : dirty_sessions_) {
+    upserts.push_back(storage::Session{client, s.sequence, s.result, s.last_ms});
+  }
+  std::string error;
+  if (!store_->record_applied(applied_slot_, applied_position_, upserts, erased_sessions_,
+                              &error)) {
+    // Not fatal: after a restart the node replays from the older point and the
+    // backends skip what they already applied.
+    spdlog::warn("node {}: cannot record applied slot {}: {}", cfg_.id, applied_slot_, error);
+  }
+  dirty_sessions_.clear();
+  erased_sessions_.clear();
+}
+
+bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
+  if (value.kind != paxos::ValueKind::kCommands) return true;
+  const std::uint64_t position_before = applied_position_;
+  for (const std::string& bytes : value.commands) {
+    const std::uint64_t position = applied_position_ + 1;
+    proto::Command cmd;
+    std::string result;
+    bool have_result = true;
+    if (!cmd.ParseFromString(bytes)) {
+      result.clear();  // deterministic: every node skips the same garbage
+      have_result = false;
+    } else if (cmd.client_id() != 0 && sessions_.contains(cmd.client_id()) &&
+               cmd.sequence() <= sessions_[cmd.client_id()].sequence) {
+      // A retry of an applied command: not applied again.
+      result = sessions_[cmd.client_id()].result;
+    } else {
+      backend::Backend* b = backends_.get(cmd.backend());
+      if (b == nullptr) {
+        apply_error_ = "slot " + std::to_string(slot) + " is for backend '" + cmd.backend() +
+                       "', which this node has not loaded";
+      } else if (b->last_applied() >= position) {
+        have_result = false;  // applied before a crash; the result is not kept
+      } else {
+        synod_apply_context ctx{position, cmd.timestamp_ms(), cmd.random_seed()};
+        backend::Result r = b->apply(ctx, cmd.payload());
+        if (!r.ok) apply_error_ = "backend '" + cmd.backend() + "': " + r.error;
+        result = std::move(r.bytes);
+      }
+      if (!apply_error_.empty()) {
+        applied_position_ = position_before;
+        spdlog::error("node {}: applying stalled at slot {}: {} (retrying)", cfg_.id, slot,
+                      apply_error_);
+        apply_retry_timer_.expires_after(std::chrono::milliseconds(500));
+        apply_retry_timer_.async_wait([this](const asio::error_code& ec) {
+          if (ec) return;
+          apply_error_.clear();
+          apply_committed();
+          serve_reads();
+        });
+        return false;
+      }
+      if (cmd.client_id() != 0) {
+        Session& s = sessions_[cmd.client_id()];
+        s = Session{cmd.sequence(), result, cmd.timestamp_ms()};
+        dirty_sessions_[cmd.client_id()] = s;
+      }
+    }
+    applied_position_ = position;
+    log_time_ms_ = std::max(log_time_ms_, cmd.timestamp_ms());
+    auto w = writes_.find(cmd.tag());
+    if (w != writes_.end() && cmd.tag() != 0) {
+      proto::ClientResponse r;
+      r.set_request_id(w->second.request_id);
+      r.set_code(Code::ClientResponse_Code_OK);
+      r.set_slot(slot);
+      r.set_result(result);
+      if (!have_result) r.set_error("applied; the result was lost in a restart");
+      respond(w->second.conn, r);
+      writes_.erase(w);
+    }
+    // Deterministic expiry: by log time, at the same positions on every node.
+    if (position % 1024 == 0) {
+      for (auto it = sessions_.begin(); it != sessions_.end();) {
+        if (it->second.last_ms + static_cast<std::int64_t>(cfg_.session_ttl_ms) < log_time_ms_) {
+          erased_sessions_.push_back(it->first);
+          dirty_sessions_.erase(it->first);
+          it = sessions_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  return true;
+}
+
+void Node::serve_reads() {
+  const auto lease = replica_->lease_read_slot();
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (!it->read_slot) {
+      if (replica_->role() != paxos::Role::kLeader) {
+        proto::ClientResponse r;
+        r.set_request_id(it->request_id);
+        fill_not_leader(&r);
+        respond(it->conn, r);
+        it = reads_.erase(it);
+        continue;
+      }
+      if (lease) it->read_slot = *lease;
+    }
+    if (!it->read_slot || *it->read_slot > applied_slot_) {
+      ++it;
+      continue;
+    }
+    backend::Backend* b = backends_.get(it->backend);
+    proto::ClientResponse r;
+    r.set_request_id(it->request_id);
+    backend::Result q = b->query(it->payload);
+    if (q.ok) {
+      r.set_code(Code::ClientResponse_Code_OK);
+      r.set_result(std::move(q.bytes));
+    } else {
+      r.set_code(Code::ClientResponse_Code_BACKEND_ERROR);
+      r.set_error(q.error);
+    }
+    r.set_slot(applied_slot_);
+    respond(it->conn, r);
+    it = reads_.erase(it);
+  }
+}
+
+void Node::expire_requests() {
+  const auto now = Clock::now();
+  for (auto it = writes_.begin(); it != writes_.end();) {
+    if (it->second.deadline <= now) {
+      respond_error(it->second.conn, it->second.request_id, Code::ClientResponse_Code_TIMEOUT,
+                    "timed out: the outcome is unknown; retry with the same sequence");
+      it = writes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = reads_.begin(); it != reads_.end();) {
+    if (it->deadline <= now) {
+      respond_error(it->conn, it->request_id, Code::ClientResponse_Code_TIMEOUT,
+                    it->read_slot ? "timed out waiting to apply up to the read point"
+                                  : "timed out waiting for a leader lease");
+      it = reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = forwarded_.begin(); it != forwarded_.end();) {
+    if (it->second.deadline + std::chrono::milliseconds(200) <= now) {
+      respond_error(it->second.conn, it->second.request_id, Code::ClientResponse_Code_TIMEOUT,
+                    "timed out waiting for the leader");
+      it = forwarded_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+std::chrono::steady_clock::time_point Node::deadline_of(const proto::ClientRequest& req) const {
+  const std::uint32_t ms = req.timeout_ms() != 0 ? req.timeout_ms() : cfg_.request_timeout_ms;
+  return Clock::now() + std::chrono::milliseconds(ms);
+}
+
+void Node::respond(net::ConnectionId conn, proto::ClientResponse& r) {
+  transport_->send_response(conn, r);
+}
+
+void Node::respond_error(net::ConnectionId conn, std::uint64_t request_id, Code code,
+                         const std::string& error) {
+  proto::ClientResponse r;
+  r.set_request_id(request_id);
+  r.set_code(code);
+  r.set_error(error);
+  respond(conn, r);
+}
+
+void Node::fill_not_leader(proto::ClientResponse* r) {
+  const paxos::NodeId hint = replica_->leader_hint();
+  if (hint == paxos::kNoNode || hint == cfg_.id) {
+    r->set_code(Code::ClientResponse_Code_UNAVAILABLE);
+    r->set_error("no leader at the moment (election in progress or no quorum); retry");
+    return;
+  }
+  r->set_code(Code::ClientResponse_Code_NOT_LEADER);
+  r->set_error("node " + std::to_string(cfg_.id) + " is not the leader; node " +
+               std::to_string(hint) + " is");
+  r->set_leader_hint(hint);
+  r->set_leader_address(cfg_.peers.at(hint));
+}
+
+void Node::fill_status(proto::NodeStatus* s) {
+  s->set_id(cfg_.id);
+  s->set_address(cfg_.listen);
+  s->set_role(paxos::to_string(replica_->role()));
+  codec::to_proto(replica_->ballot(), s->mutable_ballot());
+  codec::to_proto(replica_->promised(), s->mutable_promised());
+  s->set_leader(replica_->leader_hint());
+  s->set_commit(replica_->chosen_through());
+  s->set_applied(applied_slot_);
+  s->set_known_commit(replica_->known_commit());
+  s->set_catching_up(replica_->is_catching_up());
+  for (const auto& p : transport_->peer_status()) {
+    auto* ps = s->add_peers();
+    ps->set_id(p.id);
+    ps->set_address(p.address);
+    ps->set_connected(p.connected);
+  }
+  const auto st = store_->stats();
+  s->set_syncs(st.syncs);
+  s->set_bytes_synced(st.bytes_synced);
+  for (const auto& b : cfg_.backends) s->add_backends(b);
+  s->set_apply_error(apply_error_);
+}
+
+}  // namespace synod::server

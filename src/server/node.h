@@ -1,0 +1,147 @@
+// Node: one synod server. It wires the consensus core (src/paxos/) to durable
+// storage (src/storage/), the TCP transport (src/net/), a clock (asio timers)
+// and the backend host (src/backend/), all on ONE event-loop thread:
+//
+//   inputs (peer messages, client requests, ticks) -> Replica
+//   end of the event-loop turn (flush): Ready -> one synced write (group
+//   commit) -> send -> apply committed slots to backends -> answer clients
+//
+// Exactly-once: every write carries (client id, sequence); the replicated
+// session table (one entry per client, in storage with the applied point)
+// remembers each client's last sequence and result, so a retry after a lost
+// reply returns the original result instead of applying twice. Sessions idle
+// for session_ttl_ms of log time (timestamps stamped into commands by the
+// proposer) expire on every node at the same command.
+//
+// Backends see one "position" per command (ctx.slot in backend.h): a counter
+// over every command of the log, the same on every node. The node stores the
+// position of its applied point; after a crash a backend skips positions it
+// already applied.
+#pragma once
+
+#include <asio.hpp>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "backend/host.h"
+#include "net/client_connection.h"
+#include "net/transport.h"
+#include "paxos/random.h"
+#include "paxos/replica.h"
+#include "proto/synod.pb.h"
+#include "server/config.h"
+#include "storage/log_store.h"
+
+namespace synod::server {
+
+class Node {
+ public:
+  explicit Node(Config config);
+  ~Node();
+
+  // Opens storage, loads backends, checks they agree with the log, starts the
+  // transport and the clock. False with *error on any failure (nothing runs).
+  bool start(std::string* error);
+  // Runs the event loop until stop() or SIGINT/SIGTERM (when handle_signals).
+  void run(bool handle_signals);
+  // Thread-safe; returns at once, run() returns soon after.
+  void stop();
+
+  std::uint16_t port() const;
+  // 0 after a clean stop; non-zero when the node stopped because of an error.
+  int exit_code() const { return exit_code_; }
+
+ private:
+  struct PendingWrite {
+    net::ConnectionId conn;
+    std::uint64_t request_id;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct PendingRead {
+    net::ConnectionId conn;
+    std::uint64_t request_id;
+    std::string backend;
+    std::string payload;
+    std::optional<paxos::Slot> read_slot;  // set once a lease confirms leadership
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct Forwarded {
+    net::ConnectionId conn;
+    std::uint64_t request_id;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  struct Session {
+    std::uint64_t sequence = 0;
+    std::string result;
+    std::int64_t last_ms = 0;
+  };
+
+  // Inputs.
+  void on_peer_message(proto::PeerMessage&& m);
+  void on_client_request(net::ConnectionId conn, proto::ClientRequest&& req);
+  void on_tick();
+  void handle_write(net::ConnectionId conn, proto::ClientRequest& req);
+  void handle_read(net::ConnectionId conn, proto::ClientRequest& req);
+  void forward(net::ConnectionId conn, proto::ClientRequest& req);
+  void on_forward_response(proto::ClientResponse&& r);
+  void fail_forwarded(const std::string& why);
+
+  // The Ready loop.
+  void schedule_flush();
+  void flush();
+  void apply_committed();
+  bool apply_slot(paxos::Slot slot, const paxos::Value& value);
+  void serve_reads();
+  void expire_requests();
+  void reload_after_disk_error();
+
+  // Helpers.
+  void respond(net::ConnectionId conn, proto::ClientResponse& r);
+  void respond_error(net::ConnectionId conn, std::uint64_t request_id,
+                     proto::ClientResponse::Code code, const std::string& error);
+  void fill_not_leader(proto::ClientResponse* r);
+  void fill_status(proto::NodeStatus* s);
+  std::chrono::steady_clock::time_point deadline_of(const proto::ClientRequest& req) const;
+  std::unique_ptr<paxos::Replica> make_replica(std::string* error);
+
+  Config cfg_;
+  backend::BackendHost backends_;
+  asio::io_context io_;
+  asio::steady_timer tick_timer_;
+  asio::steady_timer apply_retry_timer_;
+  std::unique_ptr<asio::signal_set> signals_;
+  std::unique_ptr<storage::LogStore> store_;
+  std::unique_ptr<net::Transport> transport_;
+  std::unique_ptr<paxos::Replica> replica_;
+  paxos::Rng rng_;
+  std::chrono::steady_clock::time_point last_tick_;
+  bool flush_scheduled_ = false;
+  int exit_code_ = 0;
+
+  // Applying.
+  std::deque<paxos::ChosenEntry> apply_queue_;
+  paxos::Slot applied_slot_ = 0;
+  std::uint64_t applied_position_ = 0;
+  std::int64_t log_time_ms_ = 0;
+  std::string apply_error_;
+  std::unordered_map<std::uint64_t, Session> sessions_;
+  std::map<std::uint64_t, Session> dirty_sessions_;
+  std::vector<std::uint64_t> erased_sessions_;
+
+  // Clients.
+  std::uint64_t next_tag_ = 1;
+  std::unordered_map<std::uint64_t, PendingWrite> writes_;            // by command tag
+  std::unordered_map<paxos::ProposalId, std::uint64_t> proposal_tag_;  // proposal -> tag
+  std::deque<PendingRead> reads_;
+  std::unique_ptr<net::ClientConnection> leader_conn_;
+  paxos::NodeId leader_conn_id_ = paxos::kNoNode;
+  std::uint64_t next_forward_id_ = 1;
+  std::unordered_map<std::uint64_t, Forwarded> forwarded_;
+};
+
+}  // namespace synod::server

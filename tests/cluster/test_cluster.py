@@ -1,0 +1,173 @@
+"""Three real synod processes on loopback (issue #3, item 10)."""
+import os
+import socket
+import struct
+import subprocess
+import time
+
+from synod_harness import Conn, Cluster, HEADER, MAGIC, cluster_id_of, frame, kv_read, kv_write, protos
+
+
+def put(c, key, value, **kw):
+    r = c.ctl("put", key, value, **kw)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def get_local(c, node, key):
+    return c.ctl("get", key, "--consistency", "local", cluster=node.addr)
+
+
+def test_write_on_leader_read_on_every_node(cluster):
+    leader = cluster.wait_for_leader()
+    put(cluster, "greeting", "hello", cluster=leader.addr)
+    slot = leader.status().commit
+    for n in cluster.nodes:
+        cluster.wait_applied(n, slot)
+        r = get_local(cluster, n, "greeting")
+        assert r.returncode == 0 and r.stdout.strip() == "hello", (n.id, r.stdout, r.stderr)
+    r = cluster.ctl("get", "greeting", "--consistency", "linearizable")
+    assert r.returncode == 0 and r.stdout.strip() == "hello"
+
+
+def test_write_through_a_follower_is_forwarded(cluster):
+    leader = cluster.wait_for_leader()
+    follower = cluster.followers(leader)[0]
+    put(cluster, "via", "follower", cluster=follower.addr)
+    r = cluster.ctl("get", "via", "--consistency", "linearizable", cluster=leader.addr)
+    assert r.stdout.strip() == "follower", r.stderr
+
+
+def test_missing_key_and_failed_cas_exit_1(cluster):
+    r = cluster.ctl("get", "nope")
+    assert r.returncode == 1 and "not found" in r.stderr
+    put(cluster, "k", "v1")
+    r = cluster.ctl("cas", "k", "wrong", "v2")
+    assert r.returncode == 1
+    r = cluster.ctl("cas", "k", "v1", "v2")
+    assert r.returncode == 0, r.stderr
+    assert cluster.ctl("get", "k").stdout.strip() == "v2"
+
+
+def test_leader_killed_new_leader_no_acknowledged_write_lost(cluster):
+    leader = cluster.wait_for_leader()
+    acked = []
+    for i in range(20):
+        put(cluster, f"k{i}", f"v{i}")
+        acked.append(i)
+    leader.kill9()
+    others = cluster.followers(leader)
+    new_leader = cluster.wait_for_leader(among=others)
+    assert new_leader.id != leader.id
+    live = ",".join(n.addr for n in others)
+    for i in range(20, 30):
+        put(cluster, f"k{i}", f"v{i}", cluster=live)
+        acked.append(i)
+    for i in acked:
+        r = cluster.ctl("get", f"k{i}", "--consistency", "linearizable", cluster=live)
+        assert r.stdout.strip() == f"v{i}", (i, r.stderr)
+    # The old leader comes back, catches up, and its local reads are current.
+    leader.start()
+    slot = new_leader.status().commit
+    cluster.wait_applied(leader, slot, timeout=15)
+    for i in acked:
+        r = get_local(cluster, leader, f"k{i}")
+        assert r.stdout.strip() == f"v{i}", (i, r.stderr)
+
+
+def test_majority_down_fails_fast_then_recovers(cluster):
+    leader = cluster.wait_for_leader()
+    put(cluster, "before", "1")
+    survivors = [cluster.node(1)]
+    for n in cluster.nodes[1:]:
+        n.kill9()
+    t0 = time.time()
+    r = cluster.ctl("put", "during", "x", "--timeout", "2000", cluster=survivors[0].addr)
+    elapsed = time.time() - t0
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert r.stderr.strip(), "a clear message on stderr"
+    assert elapsed < 10, f"took {elapsed:.1f}s: hung instead of failing"
+    for n in cluster.nodes[1:]:
+        n.start()
+    cluster.wait_for_leader()
+    assert cluster.ctl("get", "before", "--consistency", "linearizable").stdout.strip() == "1"
+
+
+def test_retried_command_is_applied_once(cluster):
+    _, kv = protos()
+    leader = cluster.wait_for_leader()
+    c = Conn(leader.port)
+    cmd = kv.KvCommand(op=kv.KvCommand.INCREMENT, key=b"counter", delta=5)
+    first = kv_write(c, cmd, client_id=424242, sequence=1)
+    again = kv_write(c, cmd, client_id=424242, sequence=1)  # as after a lost reply
+    assert first.code == 0 and again.code == 0, (first, again)
+    r1, r2 = kv.KvResult(), kv.KvResult()
+    r1.ParseFromString(first.result)
+    r2.ParseFromString(again.result)
+    assert r1.number == 5 and r2.number == 5
+    nxt = kv_write(c, cmd, client_id=424242, sequence=2)
+    r3 = kv.KvResult()
+    r3.ParseFromString(nxt.result)
+    assert r3.number == 10
+    c.close()
+
+
+def test_bad_input_gets_a_clear_error_and_the_node_keeps_serving(cluster):
+    pb, kv = protos()
+    leader = cluster.wait_for_leader()
+    # Garbage bytes (an HTTP request), an oversized frame, another cluster's id,
+    # a peer id nobody configured: each connection is closed...
+    for send in (
+        lambda s: s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        lambda s: s.sendall(HEADER.pack(MAGIC, 1, 0, 0, cluster_id_of("synod"), 1 << 31)),
+        lambda s: s.sendall(frame(cluster_id_of("other"), b"")),
+    ):
+        s = socket.create_connection(("127.0.0.1", leader.port), timeout=5)
+        send(s)
+        s.settimeout(5)
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    stranger = Conn(leader.port, hello_id=99)
+    assert stranger.is_closed()
+    # ...an unknown backend is refused with a reason...
+    c = Conn(leader.port)
+    r = kv_write(c, kv.KvCommand(op=kv.KvCommand.PUT, key=b"a", value=b"b"), backend="nope")
+    assert r.code == pb.ClientResponse.BAD_REQUEST and "nope" in r.error
+    # ...and the node still serves everyone else.
+    put(cluster, "still", "here", cluster=leader.addr)
+    assert cluster.ctl("get", "still").stdout.strip() == "here"
+    log = leader.log_text()
+    assert "magic" in log and "cluster" in log, log[-2000:]
+
+
+def test_unknown_backend_at_startup_is_a_clear_error(tmp_path):
+    c = Cluster(1)
+    n = c.node(1)
+    n.start(extra=["--backend", "doesnotexist"])
+    rc = n.proc.wait(timeout=10)
+    assert rc != 0
+    assert "doesnotexist" in n.log_text()
+
+
+def test_sigterm_is_a_clean_shutdown(cluster):
+    leader = cluster.wait_for_leader()
+    put(cluster, "x", "1")
+    for n in cluster.nodes:
+        assert n.terminate() == 0
+    for n in cluster.nodes:
+        n.start()
+    cluster.wait_for_leader()
+    assert cluster.ctl("get", "x", "--consistency", "linearizable").stdout.strip() == "1"
+
+
+def test_c_api(cluster):
+    binary = os.environ.get("SYNOD_C_API_TEST")
+    if not binary:
+        import pytest
+        pytest.skip("C API test binary not built")
+    env = dict(os.environ, SYNOD_TEST_CLUSTER=cluster.addrs)
+    r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
