@@ -10,6 +10,9 @@
 //   reads) there. By default a follower that gets a write forwards it to the
 //   leader; with Options::prefer_redirect the client asks followers not to
 //   forward and goes to the leader itself.
+// - Sends local reads to a node the caller named (the leader when it is one of
+//   them, as it has applied every write it acknowledged), so a caller that
+//   names a single node reads that node's own, maybe stale, state.
 // - Keeps ONE connection per node, opened when first needed and reopened by
 //   itself after a failure (with backoff), and keeps many requests in flight on
 //   it at once.

@@ -64,16 +64,6 @@ std::uint64_t splitmix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// The cluster id on the wire: FNV-1a 64 of the cluster name, never 0 (the
-// server's server::cluster_id_of; the client does not link the server).
-std::uint64_t cluster_id_of(std::string_view name) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : name) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h == 0 ? 1 : h;
-}
 
 std::uint64_t random_client_id() {
   std::random_device rd;
@@ -167,7 +157,7 @@ struct Attempt {
 struct Client::Impl {
   Impl(Options opt, std::vector<std::string> addresses)
       : options(std::move(opt)),
-        cluster_id(cluster_id_of(options.cluster)),
+        cluster_id(net::cluster_id_of(options.cluster)),
         work(asio::make_work_guard(io)),
         sequence_base(wall_micros()) {
     if (options.client_id == 0) options.client_id = random_client_id();

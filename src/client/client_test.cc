@@ -26,14 +26,7 @@ namespace {
 using asio::ip::tcp;
 using std::chrono::milliseconds;
 
-std::uint64_t cluster_id_of(std::string_view name) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : name) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h == 0 ? 1 : h;
-}
+using net::cluster_id_of;
 
 // What a fake node does with one request.
 struct Reply {

@@ -71,6 +71,15 @@ std::string describe_magic(const unsigned char* p) {
 
 }  // namespace
 
+std::uint64_t cluster_id_of(std::string_view name) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return h == 0 ? 1 : h;
+}
+
 std::string encode_frame(std::uint64_t cluster_id, const proto::Envelope& envelope) {
   const std::size_t size = envelope.ByteSizeLong();
   std::string out(kFrameHeaderBytes + size, '\0');

@@ -27,6 +27,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "proto/synod.pb.h"
 
@@ -43,6 +44,10 @@ inline constexpr std::size_t kMaxFrameBytesLimit = (std::size_t{1} << 31) - 1;
 // One frame carrying `envelope`. The envelope's serialized size must fit the
 // header's u32 length (checked; a 4 GiB message is a bug in the caller).
 std::string encode_frame(std::uint64_t cluster_id, const proto::Envelope& envelope);
+
+// The cluster id every frame carries: FNV-1a 64 of the cluster's name, never 0.
+// Nodes and clients of one cluster share the name (default "synod").
+std::uint64_t cluster_id_of(std::string_view name);
 
 // The Envelope field a frame carries (the numbers of Envelope's oneof).
 enum class EnvelopeField : int { kHello = 1, kPeer = 2, kRequest = 3, kResponse = 4 };

@@ -1,18 +1,13 @@
 #include "server/config.h"
 
 #include <CLI/CLI.hpp>
+
+#include "net/frame.h"
 #include <sstream>
 
 namespace synod::server {
 
-std::uint64_t cluster_id_of(const std::string& name) {
-  std::uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : name) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
-  return h == 0 ? 1 : h;
-}
+std::uint64_t cluster_id_of(const std::string& name) { return net::cluster_id_of(name); }
 
 bool parse_peers(const std::string& text, std::map<std::uint32_t, std::string>* out,
                  std::string* error) {

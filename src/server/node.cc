@@ -295,7 +295,7 @@ void Node::forward(net::ConnectionId conn, proto::ClientRequest& req) {
 
 void Node::fail_forwarded(const std::string& why) {
   for (auto& [id, f] : forwarded_) {
-    respond_error(f.conn, f.request_id, Code::ClientResponse_Code_UNAVAILABLE,
+    respond_error(f.conn, f.request_id, Code::ClientResponse_Code_TIMEOUT,
                   why + "; the outcome is unknown, retry with the same sequence");
   }
   forwarded_.clear();
