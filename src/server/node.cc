@@ -631,7 +631,10 @@ void Node::fill_status(proto::NodeStatus* s) {
   s->set_id(cfg_.id);
   s->set_address(cfg_.listen);
   s->set_role(paxos::to_string(replica_->role()));
-  codec::to_proto(replica_->ballot(), s->mutable_ballot());
+  // A follower is "in" the ballot it promised; a leader or candidate in its own.
+  codec::to_proto(replica_->role() == paxos::Role::kFollower ? replica_->promised()
+                                                             : replica_->ballot(),
+                  s->mutable_ballot());
   codec::to_proto(replica_->promised(), s->mutable_promised());
   s->set_leader(replica_->leader_hint());
   s->set_commit(replica_->chosen_through());

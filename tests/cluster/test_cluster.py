@@ -222,3 +222,31 @@ def test_increments_across_a_leader_crash_are_applied_exactly_once(cluster):
     assert max(values) == final or len(values) < n
     if len(values) == n:
         assert final == n
+
+
+def test_idle_sessions_expire_through_the_log_on_every_node():
+    pb, kv = protos()
+    c = Cluster(3, extra_args=["--session-ttl-ms", "1"])
+    try:
+        leader = c.start()
+        conn = Conn(leader.port)
+        cmd = kv.KvCommand(op=kv.KvCommand.INCREMENT, key=b"n", delta=1)
+        assert kv_write(conn, cmd, client_id=5, sequence=1).code == 0
+        assert kv_write(conn, cmd, client_id=5, sequence=1).code == 0  # deduplicated
+        # Expiry runs every 1024 commands, by log time: push more than that through.
+        lines = "".join(f"put filler{i} x\n" for i in range(1100))
+        r = c.ctl("-", stdin=lines, timeout=120)
+        assert r.returncode == 0, r.stderr[-500:]
+        # Session 5 expired on every node: the same (client, sequence) applies again.
+        again = kv_write(conn, cmd, client_id=5, sequence=1)
+        res = kv.KvResult()
+        res.ParseFromString(again.result)
+        assert again.code == 0 and res.number == 2, (again, res)
+        slot = leader.status().commit
+        for n in c.nodes:
+            c.wait_applied(n, slot)
+            got = c.ctl("get", "n", "--consistency", "local", cluster=n.addr)
+            assert got.stdout.strip() == "2", (n.id, got.stdout, got.stderr)
+        conn.close()
+    finally:
+        c.stop()
