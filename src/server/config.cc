@@ -64,6 +64,9 @@ bool parse_config(int argc, char** argv, Config* c, std::string* error, int* exi
   app.add_option("--request-timeout-ms", c->request_timeout_ms, "Default request timeout");
   app.add_option("--session-ttl-ms", c->session_ttl_ms, "Idle client sessions expire after");
   app.add_option("--log-level", c->log_level, "trace, debug, info, warn, error");
+  app.add_flag("--unsafe-follower-reads", c->unsafe_follower_reads,
+               "TEST ONLY: serve linearizable reads from a follower's state (breaks "
+               "linearizability on purpose, for the checker's tests)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -92,6 +92,11 @@ bool Node::start(std::string* error) {
   transport_ = std::make_unique<net::Transport>(io_, tc, std::move(handlers));
   if (!transport_->start(error)) return false;
 
+  if (cfg_.unsafe_follower_reads) {
+    spdlog::warn("node {}: --unsafe-follower-reads is on: linearizable reads are NOT safe "
+                 "(a test-only switch)",
+                 cfg_.id);
+  }
   spdlog::info("node {} listening on {} (cluster '{}', {} members, applied slot {}, backends: {})",
                cfg_.id, cfg_.listen, cfg_.cluster, cfg_.peers.size(), applied_slot_,
                fmt::join(cfg_.backends, ","));
@@ -243,7 +248,8 @@ void Node::handle_read(net::ConnectionId conn, proto::ClientRequest& req) {
                   "unknown backend '" + rd.backend() + "'");
     return;
   }
-  if (rd.consistency() == proto::LINEARIZABLE && replica_->role() != paxos::Role::kLeader) {
+  if (rd.consistency() == proto::LINEARIZABLE && replica_->role() != paxos::Role::kLeader &&
+      !cfg_.unsafe_follower_reads) {
     if (rd.no_forward() || replica_->leader_hint() == paxos::kNoNode ||
         replica_->leader_hint() == cfg_.id) {
       proto::ClientResponse r;
@@ -257,7 +263,7 @@ void Node::handle_read(net::ConnectionId conn, proto::ClientRequest& req) {
   }
   PendingRead p{conn, req.request_id(), rd.backend(), rd.payload(), std::nullopt,
                 deadline_of(req)};
-  if (rd.consistency() == proto::LOCAL) p.read_slot = 0;
+  if (rd.consistency() == proto::LOCAL || cfg_.unsafe_follower_reads) p.read_slot = 0;
   reads_.push_back(std::move(p));
   serve_reads();
 }
