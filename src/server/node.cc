@@ -196,15 +196,7 @@ void Node::handle_write(net::ConnectionId conn, proto::ClientRequest& req) {
     return;
   }
   if (replica_->role() != paxos::Role::kLeader) {
-    if (w.no_forward() || replica_->leader_hint() == paxos::kNoNode ||
-        replica_->leader_hint() == cfg_.id) {
-      proto::ClientResponse r;
-      r.set_request_id(req.request_id());
-      fill_not_leader(&r);
-      respond(conn, r);
-    } else {
-      forward(conn, req);
-    }
+    forward_or_redirect(conn, req, w.no_forward());
     return;
   }
   // A retry of a command already applied: answer from the session at once.
@@ -250,15 +242,7 @@ void Node::handle_read(net::ConnectionId conn, proto::ClientRequest& req) {
   }
   if (rd.consistency() == proto::LINEARIZABLE && replica_->role() != paxos::Role::kLeader &&
       !cfg_.unsafe_follower_reads) {
-    if (rd.no_forward() || replica_->leader_hint() == paxos::kNoNode ||
-        replica_->leader_hint() == cfg_.id) {
-      proto::ClientResponse r;
-      r.set_request_id(req.request_id());
-      fill_not_leader(&r);
-      respond(conn, r);
-    } else {
-      forward(conn, req);
-    }
+    forward_or_redirect(conn, req, rd.no_forward());
     return;
   }
   PendingRead p{conn, req.request_id(), rd.backend(), rd.payload(), std::nullopt,
@@ -266,6 +250,19 @@ void Node::handle_read(net::ConnectionId conn, proto::ClientRequest& req) {
   if (rd.consistency() == proto::LOCAL || cfg_.unsafe_follower_reads) p.read_slot = 0;
   reads_.push_back(std::move(p));
   serve_reads();
+}
+
+void Node::forward_or_redirect(net::ConnectionId conn, proto::ClientRequest& req,
+                               bool no_forward) {
+  const paxos::NodeId hint = replica_->leader_hint();
+  if (no_forward || hint == paxos::kNoNode || hint == cfg_.id) {
+    proto::ClientResponse r;
+    r.set_request_id(req.request_id());
+    fill_not_leader(&r);
+    respond(conn, r);
+  } else {
+    forward(conn, req);
+  }
 }
 
 void Node::forward(net::ConnectionId conn, proto::ClientRequest& req) {

@@ -87,6 +87,8 @@ class Node {
   void on_tick();
   void handle_write(net::ConnectionId conn, proto::ClientRequest& req);
   void handle_read(net::ConnectionId conn, proto::ClientRequest& req);
+  // Not the leader: forward to it, or answer NOT_LEADER/UNAVAILABLE with a hint.
+  void forward_or_redirect(net::ConnectionId conn, proto::ClientRequest& req, bool no_forward);
   void forward(net::ConnectionId conn, proto::ClientRequest& req);
   void on_forward_response(proto::ClientResponse&& r);
   void fail_forwarded(const std::string& why);
