@@ -39,6 +39,9 @@ std::unique_ptr<paxos::Replica> Node::make_replica(std::string* error) {
   paxos::Configuration members;
   for (const auto& [id, addr] : cfg_.peers) members.members.push_back(id);
   applied_slot_ = durable.applied;
+  recorded_slot_ = durable.applied;
+  // Replay restarts from the recorded point; positions are counted from there.
+  applied_position_ = store_->applied_position();
   // The backends must not be ahead of the log (PhxPaxos #22, #33): a backend
   // whose position is past every command this log can replay was copied from
   // elsewhere or belongs to another node.
@@ -71,7 +74,6 @@ bool Node::start(std::string* error) {
     if (!options.contains("data_dir")) options["data_dir"] = cfg_.data_dir + "/backends/" + name;
     if (!backends_.load(name, options, error)) return false;
   }
-  applied_position_ = store_->applied_position();
   for (const auto& s : store_->load_sessions()) {
     sessions_[s.client_id] = Session{s.sequence, s.result, s.last_ms};
     log_time_ms_ = std::max(log_time_ms_, s.last_ms);
@@ -121,6 +123,7 @@ void Node::run(bool handle_signals) {
   io_.run();
   // Clean shutdown: whatever the last turn produced is made durable first.
   if (replica_ && flush_scheduled_) flush();
+  if (replica_ && apply_error_.empty()) record_applied(/*force=*/true);
   spdlog::info("node {} stopped at applied slot {}", cfg_.id, applied_slot_);
 }
 
@@ -159,6 +162,7 @@ void Node::on_tick() {
     schedule_flush();
   }
   expire_requests();
+  record_applied(/*force=*/false);
   tick_timer_.expires_at(last_tick_ + std::chrono::milliseconds(cfg_.tick_ms));
   tick_timer_.async_wait([this](const asio::error_code& ec) {
     if (!ec) on_tick();
@@ -426,7 +430,21 @@ void Node::apply_committed() {
     applied_slot_ = e.slot;
     apply_queue_.pop_front();
   }
-  if (applied_slot_ == before) return;
+  if (applied_slot_ != before) record_applied(/*force=*/false);
+}
+
+void Node::record_applied(bool force) {
+  // Recording the applied point is only a shortcut for the replay after a
+  // restart (backends skip positions they already have), so it is done at
+  // most every 100 ms or 1024 slots, not after every batch: each record costs
+  // a sync of every backend.
+  const auto now = Clock::now();
+  if (applied_slot_ == recorded_slot_) return;
+  if (!force && now - last_record_ < std::chrono::milliseconds(100) &&
+      applied_slot_ - recorded_slot_ < 1024) {
+    return;
+  }
+  last_record_ = now;
   // The backends' effects must be durable before the applied point that
   // claims them is (a synced persist later also makes record_applied durable).
   for (const std::string& name : cfg_.backends) {
@@ -448,7 +466,9 @@ void Node::apply_committed() {
     // Not fatal: after a restart the node replays from the older point and the
     // backends skip what they already applied.
     spdlog::warn("node {}: cannot record applied slot {}: {}", cfg_.id, applied_slot_, error);
+    return;
   }
+  recorded_slot_ = applied_slot_;
   dirty_sessions_.clear();
   erased_sessions_.clear();
 }

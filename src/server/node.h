@@ -97,6 +97,7 @@ class Node {
   void schedule_flush();
   void flush();
   void apply_committed();
+  void record_applied(bool force);
   bool apply_slot(paxos::Slot slot, const paxos::Value& value);
   void serve_reads();
   void expire_requests();
@@ -128,6 +129,8 @@ class Node {
   // Applying.
   std::deque<paxos::ChosenEntry> apply_queue_;
   paxos::Slot applied_slot_ = 0;
+  paxos::Slot recorded_slot_ = 0;  // the applied point last written to storage
+  std::chrono::steady_clock::time_point last_record_;
   std::uint64_t applied_position_ = 0;
   std::int64_t log_time_ms_ = 0;
   std::string apply_error_;
