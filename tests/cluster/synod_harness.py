@@ -132,15 +132,18 @@ class Node:
         self.log_path = os.path.join(cluster.dir, f"node{node_id}.log")
 
     def start(self, extra=()):
-        peers = ",".join(f"{n.id}={n.addr}" for n in self.cluster.nodes)
+        peers = self.cluster.peers_arg(self)
         args = [os.environ["SYNOD_BIN"], "--id", str(self.id), "--data-dir", self.data_dir,
                 "--listen", self.addr, "--peers", peers, "--backend", "kv",
                 "--cluster", self.cluster.name, *self.cluster.extra_args, *extra]
         plugin_dir = os.environ.get("SYNOD_PLUGIN_DIR")
         if plugin_dir:
             args += ["--plugin-dir", plugin_dir]
+        if getattr(self, "log", None) is not None:
+            self.log.close()  # the previous run's handle (a restart)
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     **self.cluster.popen_kwargs(self))
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -183,6 +186,16 @@ class Cluster:
     @property
     def addrs(self) -> str:
         return ",".join(n.addr for n in self.nodes)
+
+    # Hooks a subclass overrides (tests/chaos routes peer links through proxies
+    # and starts nodes under libfaketime).
+    def peers_arg(self, node) -> str:
+        """The --peers value for `node`: every member's address as `node` sees it."""
+        return ",".join(f"{n.id}={n.addr}" for n in self.nodes)
+
+    def popen_kwargs(self, node) -> dict:
+        """Extra subprocess.Popen arguments for starting `node` (e.g. env)."""
+        return {}
 
     def start(self):
         for n in self.nodes:
