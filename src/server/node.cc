@@ -141,6 +141,7 @@ void Node::stop() {
 // ------------------------------------------------------------------ inputs
 
 void Node::on_peer_message(proto::PeerMessage&& m) {
+  advance_clock();
   paxos::Message msg;
   std::string error;
   if (!codec::from_proto(m, &msg, &error)) {
@@ -151,16 +152,23 @@ void Node::on_peer_message(proto::PeerMessage&& m) {
   schedule_flush();
 }
 
-void Node::on_tick() {
+void Node::advance_clock() {
+  // Every elapsed tick counts, also after a pause (SIGSTOP, a slow disk, a
+  // long event-loop turn): a lease must see the time that passed before the
+  // node answers anything. Called before every input, not only from the tick
+  // timer: after SIGCONT asio runs the waiting socket handlers before the
+  // timer's, and a read handled there must not see the clock of before.
   const auto now = Clock::now();
-  // Every elapsed tick counts, also after a pause (SIGSTOP, a slow disk): a
-  // lease must see the time that passed before the node answers anything.
   auto elapsed = (now - last_tick_) / std::chrono::milliseconds(cfg_.tick_ms);
   if (elapsed > 0) {
     last_tick_ += std::chrono::milliseconds(cfg_.tick_ms) * elapsed;
     for (std::int64_t i = 0; i < std::min<std::int64_t>(elapsed, 10000); ++i) replica_->tick();
     schedule_flush();
   }
+}
+
+void Node::on_tick() {
+  advance_clock();
   expire_requests();
   record_applied(/*force=*/false);
   tick_timer_.expires_at(last_tick_ + std::chrono::milliseconds(cfg_.tick_ms));
@@ -170,6 +178,7 @@ void Node::on_tick() {
 }
 
 void Node::on_client_request(net::ConnectionId conn, proto::ClientRequest&& req) {
+  advance_clock();
   switch (req.op_case()) {
     case proto::ClientRequest::kWrite:
       handle_write(conn, req);
@@ -550,6 +559,7 @@ bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
 }
 
 void Node::serve_reads() {
+  advance_clock();
   const auto lease = replica_->lease_read_slot();
   for (auto it = reads_.begin(); it != reads_.end();) {
     if (!it->read_slot) {

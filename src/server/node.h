@@ -85,6 +85,7 @@ class Node {
   void on_peer_message(proto::PeerMessage&& m);
   void on_client_request(net::ConnectionId conn, proto::ClientRequest&& req);
   void on_tick();
+  void advance_clock();
   void handle_write(net::ConnectionId conn, proto::ClientRequest& req);
   void handle_read(net::ConnectionId conn, proto::ClientRequest& req);
   // Not the leader: forward to it, or answer NOT_LEADER/UNAVAILABLE with a hint.

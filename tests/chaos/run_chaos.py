@@ -70,6 +70,9 @@ def main(argv=None) -> int:
         os.environ["SYNOD_BIN"] = os.path.join(b, "tools", "synod")
         os.environ["SYNODCTL_BIN"] = os.path.join(b, "tools", "synodctl")
         os.environ["SYNOD_PLUGIN_DIR"] = os.path.join(b, "lib", "synod")
+        fix = os.path.join(b, "tests", "chaos", "libsynod_faketime_fix.so")
+        if os.path.exists(fix):
+            os.environ["SYNOD_FAKETIME_FIX"] = fix
     from synod_chaos.nemesis import NEMESES
     from synod_chaos.runner import RunConfig, run
     from synod_chaos.workloads import WORKLOADS

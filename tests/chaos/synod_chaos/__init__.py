@@ -28,6 +28,9 @@ def default_env(build_dir=None):
     os.environ.setdefault("SYNODCTL_BIN", os.path.join(build, "tools", "synodctl"))
     os.environ.setdefault("SYNOD_PROTO_DIR", os.path.join(REPO, "proto"))
     os.environ.setdefault("SYNOD_PLUGIN_DIR", os.path.join(build, "lib", "synod"))
+    fix = os.path.join(build, "tests", "chaos", "libsynod_faketime_fix.so")
+    if os.path.exists(fix):
+        os.environ.setdefault("SYNOD_FAKETIME_FIX", fix)
 
 
 default_env()
