@@ -16,7 +16,10 @@
 //
 // Checks: no crash, and every Ready keeps the driver's contract (paxos_harness.h).
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 
 #include "fuzz/fuzz.h"
 #include "fuzz/paxos_harness.h"
@@ -161,7 +164,16 @@ class World {
       FUZZ_CHECK(why == nullptr, "replica_fuzz made a message a correct peer cannot send (%s): %s",
                  why, paxos::to_string(m).c_str());
     }
+    last_sent_ = m;
     h_.step(m);
+  }
+
+  // The network duplicates the last message (when it still makes sense: a
+  // claim of a chosen value may have become stale since).
+  void duplicate() {
+    if (!last_sent_) return;
+    if (!strict_mode() && skip_reason(*last_sent_, h_.config(), h_.learned()) != nullptr) return;
+    h_.step(*last_sent_);
   }
 
   // ------------------------------------------------------------ messages
@@ -310,7 +322,7 @@ class World {
   }
 
   void one_op() {
-    switch (in_.below(17)) {
+    switch (in_.below(18)) {
       case 0:
         h_.tick(1 + in_.below(4));
         break;
@@ -360,8 +372,11 @@ class World {
       case 15:
         h_.tick(8 + in_.below(32));
         break;
-      default:
+      case 16:
         for (int i = 0, n = 1 + in_.below(8); i < n; ++i) h_.propose(std::string(1, 'p' + i));
+        break;
+      default:
+        duplicate();
         break;
     }
   }
@@ -371,6 +386,7 @@ class World {
   std::vector<ValuePtr> pool_;
   std::map<Slot, ValuePtr> claims_;
   std::vector<Message> pending_;
+  std::optional<Message> last_sent_;
   std::uint64_t last_heartbeat_round_ = 1;
 };
 

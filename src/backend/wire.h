@@ -38,8 +38,12 @@ class Reader {
   // The next field's number (>= 1) and wire type.
   bool next(uint32_t* field, uint32_t* wire_type) {
     uint64_t tag = 0;
+    const size_t start = pos_;
     if (!varint(&tag)) return false;
-    if (tag > UINT32_MAX || (tag >> 3) == 0) return fail("invalid field tag");
+    // protobuf reads a tag as at most 5 varint bytes (32 bits), padded or not.
+    if (pos_ - start > 5 || tag > UINT32_MAX || (tag >> 3) == 0) {
+      return fail("invalid field tag");
+    }
     *field = static_cast<uint32_t>(tag >> 3);
     *wire_type = static_cast<uint32_t>(tag & 7);
     if (*wire_type == 3 || *wire_type == 4) return fail("groups are not supported");
