@@ -27,8 +27,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <thread>
@@ -60,8 +62,19 @@ class Conn {
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    FUZZ_CHECK(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0,
-               "cannot connect to the node on port %u", port);
+    // Thousands of short connections a second can use up the loopback's
+    // ephemeral ports (TIME_WAIT): that is the harness's limit, not the
+    // node's, so wait for ports instead of failing.
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      const int err = errno;
+      FUZZ_CHECK(err == EADDRNOTAVAIL && Clock::now() < deadline,
+                 "cannot connect to the node on port %u: %s", port, std::strerror(err));
+      ::close(fd_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+      FUZZ_CHECK(fd_ >= 0, "socket() failed");
+    }
     if (hello) {
       proto::Envelope e;
       e.mutable_hello()->set_node_id(0);
@@ -69,6 +82,12 @@ class Conn {
     }
   }
   ~Conn() { ::close(fd_); }
+
+  // Closes with a reset (no TIME_WAIT left behind) instead of a FIN.
+  void reset() {
+    linger l{1, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  }
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
@@ -300,6 +319,8 @@ void stranger(NodeUnderTest& node, const std::uint8_t* data, std::size_t size) {
   {
     Conn c(node.port(), node.cluster(), false);
     c.send_bytes(std::string(reinterpret_cast<const char*>(data), size));
+    // Mostly a reset, sometimes a clean close (which leaves a TIME_WAIT here).
+    if (size == 0 || data[0] % 4 != 0) c.reset();
   }
   FUZZ_CHECK(node.status().has_status(), "no status after a stranger's bytes");
 }

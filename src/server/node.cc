@@ -411,8 +411,10 @@ void Node::flush() {
 
 void Node::reload_after_disk_error() {
   for (auto& [tag, w] : writes_) {
-    respond_error(w.conn, w.request_id, Code::ClientResponse_Code_UNAVAILABLE,
-                  "this node cannot write to its disk");
+    // Its accept may have left in an earlier turn: the outcome is unknown.
+    respond_error(w.conn, w.request_id, Code::ClientResponse_Code_TIMEOUT,
+                  "this node cannot write to its disk; the outcome is unknown, retry with the "
+                  "same sequence");
   }
   writes_.clear();
   proposal_tag_.clear();
