@@ -1,11 +1,9 @@
-// A KvStore for fuzzers: a RocksDB database in a temporary directory (on
-// /dev/shm when there is one), removed at exit, emptied at the start of every
-// input so that an input's outcome does not depend on the inputs before it.
+// A KvStore for fuzzers: a RocksDB database in a scratch directory
+// (temp_dir.h), emptied at the start of every input so that an input's outcome
+// does not depend on the inputs before it.
 // Every kInputsPerStore inputs it starts over with a new database: the deletes
 // that empty it leave tombstones, which make every scan slower.
 #pragma once
-
-#include <stdlib.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +13,7 @@
 #include "backends/kv/kv_codec.h"
 #include "backends/kv/kv_store.h"
 #include "fuzz/fuzz.h"
+#include "fuzz/temp_dir.h"
 
 namespace synod::fuzz {
 
@@ -38,12 +37,7 @@ class KvFixture {
 
  private:
   KvFixture() {
-    std::error_code ec;
-    std::string base = std::filesystem::is_directory("/dev/shm", ec)
-                           ? "/dev/shm"
-                           : std::filesystem::temp_directory_path().string();
-    std::string pattern = base + "/synod-fuzz-kv-XXXXXX";
-    FUZZ_CHECK(mkdtemp(pattern.data()) != nullptr, "mkdtemp %s failed", pattern.c_str());
+    const std::string pattern = make_scratch_dir("kv");
     dir() = pattern;
     std::atexit([] {
       std::error_code ignored;

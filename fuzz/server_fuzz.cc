@@ -38,6 +38,7 @@
 #include "client/kv_ops.h"
 #include "fuzz/fuzz.h"
 #include "fuzz/quiet_protobuf.h"
+#include "fuzz/temp_dir.h"
 #include "net/frame.h"
 #include "proto/kv.pb.h"
 #include "server/config.h"
@@ -62,12 +63,23 @@ class Conn {
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    // Thousands of short connections a second can use up the loopback's
-    // ephemeral ports (TIME_WAIT): that is the harness's limit, not the
-    // node's, so wait for ports instead of failing.
+    // libFuzzer's timeout alarm (SIGALRM, no SA_RESTART) interrupts blocking
+    // calls: an interrupted connect goes on in the background. And thousands
+    // of short connections a second can use up the loopback's ephemeral
+    // ports (TIME_WAIT): that is the harness's limit, not the node's, so wait
+    // for ports instead of failing.
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      const int err = errno;
+      int err = errno;
+      if (err == EINTR || err == EINPROGRESS || err == EALREADY) {
+        pollfd p{fd_, POLLOUT, 0};
+        while (::poll(&p, 1, 1000) < 0 && errno == EINTR) {
+        }
+        socklen_t len = sizeof(err);
+        ::getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err == 0) break;
+      }
+      if (err == EISCONN) break;
       FUZZ_CHECK(err == EADDRNOTAVAIL && Clock::now() < deadline,
                  "cannot connect to the node on port %u: %s", port, std::strerror(err));
       ::close(fd_);
@@ -96,6 +108,7 @@ class Conn {
     std::size_t off = 0;
     while (off < bytes.size()) {
       const ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return false;
       off += static_cast<std::size_t>(n);
     }
@@ -135,6 +148,7 @@ class Conn {
       if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
       char buf[65536];
       const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+      if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return Got::kClosed;
       decoder_.feed(buf, static_cast<std::size_t>(n));
     }
@@ -188,12 +202,7 @@ class NodeUnderTest {
  private:
   NodeUnderTest() {
     spdlog::set_level(spdlog::level::err);
-    std::error_code ec;
-    const std::string base = std::filesystem::is_directory("/dev/shm", ec)
-                                 ? "/dev/shm"
-                                 : std::filesystem::temp_directory_path().string();
-    std::string dir = base + "/synod-fuzz-node-XXXXXX";
-    FUZZ_CHECK(mkdtemp(dir.data()) != nullptr, "mkdtemp failed");
+    const std::string dir = make_scratch_dir("node");
     dir_ = dir;
 
     server::Config c;

@@ -170,9 +170,12 @@ def test_unknown_backend_at_startup_is_a_clear_error(tmp_path):
     c = Cluster(1)
     n = c.node(1)
     n.start(extra=["--backend", "doesnotexist"])
-    rc = n.proc.wait(timeout=10)
-    assert rc != 0
-    assert "doesnotexist" in n.log_text()
+    try:
+        rc = n.proc.wait(timeout=10)
+        assert rc != 0
+        assert "doesnotexist" in n.log_text()
+    finally:
+        c.stop()
 
 
 def test_sigterm_is_a_clean_shutdown(cluster):
