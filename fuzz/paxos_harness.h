@@ -42,11 +42,10 @@ inline constexpr std::uint64_t kMaxFuzzRound = std::uint64_t{1} << 40;
 // Why `m` is not something a correct peer sends to `self` (or is beyond the
 // fuzzers' work bound), or nullptr when it is fine to step. `learned` is what
 // the replica knows chosen (a correct peer never contradicts it). Rules:
-//  1. A ballot is null (0.0) or (round >= 1, a member's id): Replica sets its
-//     leader_hint() from ballot.node, and the server looks the hint up in its
-//     peer table (Node::fill_not_leader: cfg_.peers.at(hint) throws for a
-//     non-member). Rounds stay below kMaxFuzzRound (a round of 2^64 - 1 makes
-//     start_election wrap to the null ballot).
+//  1. Rounds stay below kMaxFuzzRound (a round of 2^64 - 1 makes
+//     start_election wrap to the null ballot). Ballots may name non-members:
+//     the Replica keeps only members as leader hints (once a crash in the
+//     server, found by peer_message_fuzz; see strict-heartbeat-non-member-ballot).
 //  2. Slots (from_slot, chosen_through, commit, entry slots, first_slot) are at
 //     most kMaxFuzzSlot: become_leader() walks every slot from its
 //     chosen_through + 1 to the highest slot any promise names, and starts a

@@ -361,11 +361,11 @@ void Replica::become_leader() {
   if (!best.empty()) max_slot = std::max(max_slot, best.rbegin()->first);
   if (!chosen_.empty()) max_slot = std::max(max_slot, chosen_.rbegin()->first);
   instances_.clear();
-  for (Slot s = chosen_through_ + 1; s <= max_slot; ++s) {
+  // Slots up to max_chosen are chosen at some promiser, which may have dropped
+  // its accepted value there: learn them by catch-up, never re-propose them
+  // (and do not walk them: the gap can be huge for a lagging node).
+  for (Slot s = std::max(chosen_through_, max_chosen) + 1; s <= max_slot; ++s) {
     if (chosen_.contains(s)) continue;
-    // Chosen at some promiser, which may have dropped its accepted value:
-    // learn it by catch-up, never re-propose it.
-    if (s <= max_chosen) continue;
     auto it = best.find(s);
     start_instance(s, it != best.end() ? it->second.value : noop_value());
   }
@@ -475,12 +475,15 @@ std::optional<Slot> Replica::lease_read_slot() const {
 
 void Replica::observe(Ballot seen) {
   if (seen > highest_seen_) highest_seen_ = seen;
-  if (role_ != Role::kFollower && seen > ballot_) step_down(seen.node);
+  if (role_ != Role::kFollower && seen > ballot_) {
+    step_down(config_.contains(seen.node) ? seen.node : kNoNode);
+  }
 }
 
 void Replica::heard_from_leader(NodeId from, Ballot b) {
   if (from == id_) return;
-  leader_hint_ = b.node;
+  // Only a member can be a leader hint: the driver looks the hint up.
+  leader_hint_ = config_.contains(b.node) ? b.node : kNoNode;
   reset_election_timer();
 }
 

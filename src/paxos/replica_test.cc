@@ -500,6 +500,21 @@ TEST(Lease, GrantedByAMajorityAndExpiresWithoutHeartbeatReplies) {
   EXPECT_GE(valid_for, 1u);
 }
 
+TEST(Replica, ALeaderHintIsAlwaysAMember) {
+  // A forged heartbeat (from a member's connection) naming node 9 in its
+  // ballot must not make 9 the leader hint: the server looks hints up.
+  auto r = make(3);
+  settle(*r);
+  r->step(msg(2, 3, Heartbeat{Ballot{5, 9}, 0, 1}));
+  r->take_ready();
+  EXPECT_EQ(r->leader_hint(), kNoNode);
+  const ProposalId id = r->propose("x");
+  Ready ready = r->take_ready();
+  ASSERT_EQ(ready.outcomes.size(), 1u);
+  EXPECT_EQ(ready.outcomes[0].id, id);
+  EXPECT_EQ(ready.outcomes[0].leader_hint, kNoNode);
+}
+
 TEST(Replica, IgnoresMessagesFromNonMembersAndForOthers) {
   auto r = make(2);
   settle(*r);

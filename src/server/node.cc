@@ -268,7 +268,7 @@ void Node::handle_read(net::ConnectionId conn, proto::ClientRequest& req) {
 void Node::forward_or_redirect(net::ConnectionId conn, proto::ClientRequest& req,
                                bool no_forward) {
   const paxos::NodeId hint = replica_->leader_hint();
-  if (no_forward || hint == paxos::kNoNode || hint == cfg_.id) {
+  if (no_forward || hint == paxos::kNoNode || hint == cfg_.id || !cfg_.peers.contains(hint)) {
     proto::ClientResponse r;
     r.set_request_id(req.request_id());
     fill_not_leader(&r);
@@ -650,7 +650,7 @@ void Node::respond_error(net::ConnectionId conn, std::uint64_t request_id, Code 
 
 void Node::fill_not_leader(proto::ClientResponse* r) {
   const paxos::NodeId hint = replica_->leader_hint();
-  if (hint == paxos::kNoNode || hint == cfg_.id) {
+  if (hint == paxos::kNoNode || hint == cfg_.id || !cfg_.peers.contains(hint)) {
     r->set_code(Code::ClientResponse_Code_UNAVAILABLE);
     r->set_error("no leader at the moment (election in progress or no quorum); retry");
     return;
