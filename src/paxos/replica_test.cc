@@ -55,6 +55,16 @@ Promise self_promise(Replica& r, Ballot b) {
   return promises.at(0).second;
 }
 
+// Makes node 1 leader of an empty log with its own promise and node 2's;
+// returns its ballot, with the election's Ready taken.
+Ballot lead_empty(Replica& r) {
+  const Ballot ballot = campaign(r);
+  r.step(msg(1, 1, self_promise(r, ballot)));
+  r.step(msg(2, 1, Promise{ballot, true, ballot, 1, 0, {}}));
+  r.take_ready();
+  return ballot;
+}
+
 // --------------------------------------------------------------- acceptor
 
 TEST(Acceptor, PromisesAHigherBallotDurably) {
@@ -232,11 +242,8 @@ TEST(Leader, LearnsSlotsAPromiserKnowsChosenInsteadOfReproposingThem) {
 
 TEST(Leader, CountsItsOwnAcceptOnlyAfterItComesBackFromTheDisk) {
   auto r = make(1);
-  const Ballot ballot = campaign(*r);
-  r->step(msg(1, 1, self_promise(*r, ballot)));
-  r->step(msg(2, 1, Promise{ballot, true, ballot, 1, 0, {}}));
+  const Ballot ballot = lead_empty(*r);
   ASSERT_EQ(r->role(), Role::kLeader);
-  r->take_ready();
   const ProposalId id = r->propose("x");
   Ready ready = r->take_ready();
   auto accepts = sent<Accept>(ready);
@@ -263,11 +270,8 @@ TEST(Leader, CountsItsOwnAcceptOnlyAfterItComesBackFromTheDisk) {
 
 TEST(Leader, StepsDownOnARefusalCarryingAHigherBallot) {
   auto r = make(1);
-  const Ballot ballot = campaign(*r);
-  r->step(msg(1, 1, self_promise(*r, ballot)));
-  r->step(msg(2, 1, Promise{ballot, true, ballot, 1, 0, {}}));
+  const Ballot ballot = lead_empty(*r);
   ASSERT_EQ(r->role(), Role::kLeader);
-  r->take_ready();
   r->step(msg(3, 1, Accepted{ballot, 1, false, Ballot{99, 2}, 0}));
   EXPECT_EQ(r->role(), Role::kFollower);
   EXPECT_EQ(r->leader_hint(), 2u);
