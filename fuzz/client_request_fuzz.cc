@@ -44,7 +44,13 @@ client::KvOp kv_op_of(std::int32_t op) {
     case kv::Op::kIncrement:
       return client::KvOp::kIncrement;
     case kv::Op::kList:
+    case kv::Op::kMget:
+    case kv::Op::kCount:
       return client::KvOp::kList;
+    case kv::Op::kMput:
+      return client::KvOp::kPut;
+    case kv::Op::kMdelete:
+      return client::KvOp::kDelete;
   }
   return client::KvOp::kGet;
 }

@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backends/kv/kv_codec.h"
 #include "backends/kv/kv_store.h"
@@ -46,7 +47,10 @@ inline bool decode_and_compare(std::string_view bytes, kv::Command* out) {
              static_cast<int>(g.op()));
   FUZZ_CHECK(out->key == g.key() && out->value == g.value() && out->expected == g.expected() &&
                  out->expect_absent == g.expect_absent() && out->delta == g.delta() &&
-                 out->prefix == g.prefix() && out->limit == g.limit(),
+                 out->prefix == g.prefix() && out->limit == g.limit() &&
+                 out->keys == std::vector<std::string>(g.keys().begin(), g.keys().end()) &&
+                 out->values == std::vector<std::string>(g.values().begin(), g.values().end()) &&
+                 out->require_present == g.require_present(),
              "kv_codec and protobuf decode different fields");
   // encode_command is canonical: protobuf's serialization of the same fields.
   const std::string encoded = kv::encode_command(*out);
@@ -70,8 +74,14 @@ inline kv::Result check_result_bytes(const std::string& bytes) {
   FUZZ_CHECK(kv::encode_result(r) == bytes, "result bytes are not canonical");
   FUZZ_CHECK(static_cast<int>(g.code()) == static_cast<int>(r.code) && g.value() == r.value &&
                  g.found() == r.found && g.number() == r.number &&
-                 g.keys_size() == static_cast<int>(r.keys.size()) && g.error() == r.error,
+                 g.keys_size() == static_cast<int>(r.keys.size()) && g.error() == r.error &&
+                 g.entries_size() == static_cast<int>(r.entries.size()),
              "kv_codec and protobuf read a result differently");
+  for (int i = 0; i < g.entries_size(); ++i) {
+    FUZZ_CHECK(g.entries(i).found() == r.entries[i].found &&
+                   g.entries(i).value() == r.entries[i].value,
+               "kv_codec and protobuf read entry %d differently", i);
+  }
   return r;
 }
 
@@ -83,16 +93,23 @@ class KvModel {
   kv::Result execute(const kv::Command& cmd, bool write) {
     kv::Result r;
     const auto op = static_cast<kv::Op>(cmd.op);
-    if (op == kv::Op::kList) {
+    if (op == kv::Op::kList || op == kv::Op::kCount) {
       for (auto it = data_.lower_bound(cmd.prefix);
            it != data_.end() && it->first.compare(0, cmd.prefix.size(), cmd.prefix) == 0; ++it) {
+        if (op == kv::Op::kCount) {
+          ++r.number;
+          continue;
+        }
         if (cmd.limit != 0 && r.keys.size() >= cmd.limit) break;
         r.keys.push_back(it->first);
       }
       return r;
     }
-    if (cmd.op < 0 || cmd.op > static_cast<std::int32_t>(kv::Op::kList) || cmd.key.empty() ||
-        cmd.key.size() > kv::kMaxKeyBytes) {
+    if (op == kv::Op::kMget || op == kv::Op::kMput || op == kv::Op::kMdelete) {
+      return execute_multi(cmd, write);
+    }
+    if (cmd.op < 0 || cmd.op > static_cast<std::int32_t>(kv::Op::kCount) || cmd.key.empty() ||
+        cmd.key.size() > kv::kMaxKeyBytes || (cmd.require_present && op != kv::Op::kPut)) {
       return bad();
     }
     auto it = data_.find(cmd.key);
@@ -105,6 +122,10 @@ class KvModel {
         r.value = current;
         return r;
       case kv::Op::kPut:
+        if (cmd.require_present && !found) {
+          r.code = kv::Code::kCasFailed;
+          return r;
+        }
         if (write) data_[cmd.key] = cmd.value;
         return r;
       case kv::Op::kDelete:
@@ -143,7 +164,38 @@ class KvModel {
         return r;
       }
       case kv::Op::kList:
+      case kv::Op::kMget:
+      case kv::Op::kMput:
+      case kv::Op::kMdelete:
+      case kv::Op::kCount:
         break;
+    }
+    return r;
+  }
+
+  kv::Result execute_multi(const kv::Command& cmd, bool write) {
+    kv::Result r;
+    const auto op = static_cast<kv::Op>(cmd.op);
+    if (cmd.keys.empty() || (op == kv::Op::kMput && cmd.values.size() != cmd.keys.size())) {
+      return bad();
+    }
+    for (const auto& k : cmd.keys) {
+      if (k.empty() || k.size() > kv::kMaxKeyBytes) return bad();
+    }
+    if (op == kv::Op::kMget) {
+      for (const auto& k : cmd.keys) {
+        auto it = data_.find(k);
+        r.entries.push_back(kv::Entry{it != data_.end(), it != data_.end() ? it->second : ""});
+      }
+    } else if (op == kv::Op::kMput) {
+      if (write) {
+        for (size_t i = 0; i < cmd.keys.size(); ++i) data_[cmd.keys[i]] = cmd.values[i];
+      }
+    } else {
+      std::map<std::string, std::string> after = data_;
+      for (const auto& k : cmd.keys) r.number += static_cast<std::int64_t>(after.erase(k));
+      r.found = r.number > 0;
+      if (write) data_ = std::move(after);
     }
     return r;
   }
@@ -165,7 +217,7 @@ inline void check_same_result(const kv::Result& got, const kv::Result& want, con
   FUZZ_CHECK(got.code == want.code, "%s: code %d, the model says %d (error '%s')", what,
              static_cast<int>(got.code), static_cast<int>(want.code), got.error.c_str());
   FUZZ_CHECK(got.found == want.found && got.value == want.value && got.number == want.number &&
-                 got.keys == want.keys,
+                 got.keys == want.keys && got.entries == want.entries,
              "%s: the store and the model disagree (found %d/%d, %zu/%zu keys)", what, got.found,
              want.found, got.keys.size(), want.keys.size());
   const bool needs_error = want.code == kv::Code::kBadCommand || want.code == kv::Code::kNotANumber;

@@ -74,7 +74,9 @@ class Run {
     const bool decoded = decode_and_compare(bytes, &cmd);
     kv::Result want = KvModel::bad();
     if (decoded && (cmd.op == static_cast<std::int32_t>(kv::Op::kGet) ||
-                    cmd.op == static_cast<std::int32_t>(kv::Op::kList))) {
+                    cmd.op == static_cast<std::int32_t>(kv::Op::kList) ||
+                    cmd.op == static_cast<std::int32_t>(kv::Op::kMget) ||
+                    cmd.op == static_cast<std::int32_t>(kv::Op::kCount))) {
       want = model_.execute(cmd, false);
     }
     std::string out, error;

@@ -261,7 +261,13 @@ client::KvOp kv_op_of(const std::string& payload) {
     case proto::KvCommand::INCREMENT:
       return client::KvOp::kIncrement;
     case proto::KvCommand::LIST:
+    case proto::KvCommand::MGET:
+    case proto::KvCommand::COUNT:
       return client::KvOp::kList;
+    case proto::KvCommand::MPUT:
+      return client::KvOp::kPut;
+    case proto::KvCommand::MDELETE:
+      return client::KvOp::kDelete;
     default:
       return client::KvOp::kGet;
   }

@@ -37,6 +37,20 @@ bool read_varint(Reader& r, uint32_t type, T* out) {
   return true;
 }
 
+// A KvEntry inside a KvResult.
+bool read_entry(std::string_view bytes, Entry* out) {
+  Reader r(bytes);
+  while (!r.done()) {
+    uint32_t field = 0, type = 0;
+    if (!r.next(&field, &type)) return false;
+    bool ok = field == 1   ? read_varint(r, type, &out->found)
+              : field == 2 ? read_bytes(r, type, &out->value)
+                           : r.skip(type);
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool decode_command(std::string_view bytes, Command* out, std::string* error) {
@@ -71,6 +85,17 @@ bool decode_command(std::string_view bytes, Command* out, std::string* error) {
         case 8:
           ok = read_varint(r, type, &out->limit);
           break;
+        case 9:
+          ok = type == kLengthDelimited ? read_bytes(r, type, &out->keys.emplace_back())
+                                        : r.skip(type);
+          break;
+        case 10:
+          ok = type == kLengthDelimited ? read_bytes(r, type, &out->values.emplace_back())
+                                        : r.skip(type);
+          break;
+        case 11:
+          ok = read_varint(r, type, &out->require_present);
+          break;
         default:
           ok = r.skip(type);
           break;
@@ -93,6 +118,14 @@ std::string encode_result(const Result& result) {
   if (result.number != 0) w.varint_field(4, static_cast<uint64_t>(result.number));
   for (const auto& key : result.keys) w.bytes_field(5, key);
   if (!result.error.empty()) w.bytes_field(6, result.error);
+  std::string entry;
+  for (const auto& e : result.entries) {
+    entry.clear();
+    Writer ew(&entry);
+    if (e.found) ew.varint_field(1, 1);
+    if (!e.value.empty()) ew.bytes_field(2, e.value);
+    w.bytes_field(7, entry);
+  }
   return out;
 }
 
@@ -108,6 +141,9 @@ std::string encode_command(const Command& command) {
   if (command.delta != 0) w.varint_field(6, static_cast<uint64_t>(command.delta));
   if (!command.prefix.empty()) w.bytes_field(7, command.prefix);
   if (command.limit != 0) w.varint_field(8, command.limit);
+  for (const auto& k : command.keys) w.bytes_field(9, k);
+  for (const auto& v : command.values) w.bytes_field(10, v);
+  if (command.require_present) w.varint_field(11, 1);
   return out;
 }
 
@@ -143,6 +179,18 @@ bool decode_result(std::string_view bytes, Result* out, std::string* error) {
           break;
         case 6:
           ok = read_bytes(r, type, &out->error);
+          break;
+        case 7:
+          if (type == kLengthDelimited) {
+            std::string_view entry;
+            ok = r.length_delimited(&entry);
+            if (ok && !read_entry(entry, &out->entries.emplace_back())) {
+              *error = "malformed KvResult: a malformed entry";
+              return false;
+            }
+          } else {
+            ok = r.skip(type);
+          }
           break;
         default:
           ok = r.skip(type);

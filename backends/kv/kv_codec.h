@@ -15,7 +15,18 @@ namespace synod::kv {
 
 // KvCommand.Op. Other values can arrive (proto3 enums are open); they are a
 // BAD_COMMAND when executed.
-enum class Op : int32_t { kGet = 0, kPut = 1, kDelete = 2, kCas = 3, kIncrement = 4, kList = 5 };
+enum class Op : int32_t {
+  kGet = 0,
+  kPut = 1,
+  kDelete = 2,
+  kCas = 3,
+  kIncrement = 4,
+  kList = 5,
+  kMget = 6,
+  kMput = 7,
+  kMdelete = 8,
+  kCount = 9,
+};
 
 // KvResult.Code.
 enum class Code : int32_t {
@@ -35,6 +46,16 @@ struct Command {
   int64_t delta = 0;
   std::string prefix;
   uint32_t limit = 0;
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  bool require_present = false;
+};
+
+// KvEntry: one key's answer to MGET.
+struct Entry {
+  bool found = false;
+  std::string value;
+  bool operator==(const Entry&) const = default;
 };
 
 struct Result {
@@ -44,6 +65,7 @@ struct Result {
   int64_t number = 0;
   std::vector<std::string> keys;
   std::string error;
+  std::vector<Entry> entries;
 };
 
 // Parses a serialized KvCommand. False with *error when the bytes are not one.

@@ -21,7 +21,7 @@ TEST(KvCodec, DecodesWhatTheGeneratedCodeWrites) {
   std::mt19937_64 rng(1);
   for (int i = 0; i < 2000; ++i) {
     proto::KvCommand pc;
-    pc.set_op(static_cast<proto::KvCommand::Op>(rng() % 6));
+    pc.set_op(static_cast<proto::KvCommand::Op>(rng() % 10));
     if (rng() % 2) pc.set_key(random_bytes(rng, 20));
     if (rng() % 2) pc.set_value(random_bytes(rng, 300));
     if (rng() % 2) pc.set_expected(random_bytes(rng, 20));
@@ -29,6 +29,9 @@ TEST(KvCodec, DecodesWhatTheGeneratedCodeWrites) {
     if (rng() % 2) pc.set_delta(static_cast<int64_t>(rng()));
     if (rng() % 2) pc.set_prefix(random_bytes(rng, 5));
     if (rng() % 2) pc.set_limit(static_cast<uint32_t>(rng()));
+    for (size_t k = rng() % 4; k > 0; --k) pc.add_keys(random_bytes(rng, 10));
+    for (size_t k = rng() % 4; k > 0; --k) pc.add_values(random_bytes(rng, 10));
+    pc.set_require_present(rng() % 2);
     std::string bytes = pc.SerializeAsString();
 
     Command c;
@@ -42,6 +45,9 @@ TEST(KvCodec, DecodesWhatTheGeneratedCodeWrites) {
     EXPECT_EQ(c.delta, pc.delta());
     EXPECT_EQ(c.prefix, pc.prefix());
     EXPECT_EQ(c.limit, pc.limit());
+    EXPECT_EQ(c.keys, std::vector<std::string>(pc.keys().begin(), pc.keys().end()));
+    EXPECT_EQ(c.values, std::vector<std::string>(pc.values().begin(), pc.values().end()));
+    EXPECT_EQ(c.require_present, pc.require_present());
     // And writes the same bytes back.
     EXPECT_EQ(encode_command(c), bytes);
   }
@@ -57,6 +63,9 @@ TEST(KvCodec, GeneratedCodeReadsWhatItWrites) {
     if (rng() % 2) r.number = static_cast<int64_t>(rng());
     for (size_t k = rng() % 4; k > 0; --k) r.keys.push_back(random_bytes(rng, 10));
     if (rng() % 2) r.error = "error " + std::to_string(rng());  // a string: UTF-8
+    for (size_t k = rng() % 4; k > 0; --k) {
+      r.entries.push_back(Entry{rng() % 2 == 0, rng() % 2 ? random_bytes(rng, 10) : ""});
+    }
     std::string bytes = encode_result(r);
 
     proto::KvResult pr;
@@ -68,6 +77,11 @@ TEST(KvCodec, GeneratedCodeReadsWhatItWrites) {
     ASSERT_EQ(pr.keys_size(), static_cast<int>(r.keys.size()));
     for (size_t k = 0; k < r.keys.size(); ++k) EXPECT_EQ(pr.keys(static_cast<int>(k)), r.keys[k]);
     EXPECT_EQ(pr.error(), r.error);
+    ASSERT_EQ(pr.entries_size(), static_cast<int>(r.entries.size()));
+    for (size_t k = 0; k < r.entries.size(); ++k) {
+      EXPECT_EQ(pr.entries(static_cast<int>(k)).found(), r.entries[k].found);
+      EXPECT_EQ(pr.entries(static_cast<int>(k)).value(), r.entries[k].value);
+    }
     // Canonical: the generated serializer produces the very same bytes.
     EXPECT_EQ(pr.SerializeAsString(), bytes);
 
@@ -77,6 +91,7 @@ TEST(KvCodec, GeneratedCodeReadsWhatItWrites) {
     EXPECT_EQ(back.keys, r.keys);
     EXPECT_EQ(back.value, r.value);
     EXPECT_EQ(back.number, r.number);
+    EXPECT_EQ(back.entries, r.entries);
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <filesystem>
+#include <set>
 #include <utility>
 
 #include "common/check.h"
@@ -79,6 +80,14 @@ const char* op_name(int32_t op) {
       return "INCREMENT";
     case Op::kList:
       return "LIST";
+    case Op::kMget:
+      return "MGET";
+    case Op::kMput:
+      return "MPUT";
+    case Op::kMdelete:
+      return "MDELETE";
+    case Op::kCount:
+      return "COUNT";
   }
   return "unknown";
 }
@@ -88,6 +97,21 @@ Result bad_command(std::string why) {
   r.code = Code::kBadCommand;
   r.error = std::move(why);
   return r;
+}
+
+// Why a key cannot be used, or "" when it can.
+std::string bad_key(int32_t op, std::string_view key) {
+  if (key.empty()) return std::string(op_name(op)) + " needs a key";
+  if (key.size() > kMaxKeyBytes) {
+    return "key of " + std::to_string(key.size()) + " bytes; at most " +
+           std::to_string(kMaxKeyBytes);
+  }
+  return "";
+}
+
+bool is_read(int32_t op) {
+  const auto o = static_cast<Op>(op);
+  return o == Op::kGet || o == Op::kList || o == Op::kMget || o == Op::kCount;
 }
 
 }  // namespace
@@ -216,11 +240,10 @@ bool KvStore::query(std::string_view request, std::string* result, std::string* 
   std::string why;
   if (!decode_command(request, &cmd, &why)) {
     r = bad_command(why);
-  } else if (cmd.op != static_cast<int32_t>(Op::kGet) &&
-             cmd.op != static_cast<int32_t>(Op::kList)) {
+  } else if (!is_read(cmd.op)) {
     r = bad_command(std::string(op_name(cmd.op)) +
-                    " is not a read: only GET and LIST are served as queries; writes go "
-                    "through the log");
+                    " is not a read: only GET, LIST, MGET and COUNT are served as queries; "
+                    "writes go through the log");
   } else if (!execute(cmd, nullptr, &r, error)) {
     return false;
   }
@@ -249,6 +272,10 @@ bool KvStore::list(const Command& cmd, Result* result, std::string* error) {
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     rocksdb::Slice k = it->key();
     if (!k.starts_with(prefix)) break;
+    if (cmd.op == static_cast<int32_t>(Op::kCount)) {
+      ++result->number;
+      continue;
+    }
     if (cmd.limit != 0 && result->keys.size() >= cmd.limit) break;
     k.remove_prefix(1);
     result->keys.emplace_back(k.data(), k.size());
@@ -264,19 +291,21 @@ bool KvStore::list(const Command& cmd, Result* result, std::string* error) {
 bool KvStore::execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* result,
                       std::string* error) {
   const auto op = static_cast<Op>(cmd.op);
-  if (op == Op::kList) return list(cmd, result, error);
+  if (op == Op::kList || op == Op::kCount) return list(cmd, result, error);
+  if (op == Op::kMget || op == Op::kMput || op == Op::kMdelete) {
+    return execute_multi(cmd, batch, result, error);
+  }
   if (op != Op::kGet && op != Op::kPut && op != Op::kDelete && op != Op::kCas &&
       op != Op::kIncrement) {
     *result = bad_command("unknown op " + std::to_string(cmd.op));
     return true;
   }
-  if (cmd.key.empty()) {
-    *result = bad_command(std::string(op_name(cmd.op)) + " needs a key");
+  if (std::string why = bad_key(cmd.op, cmd.key); !why.empty()) {
+    *result = bad_command(std::move(why));
     return true;
   }
-  if (cmd.key.size() > kMaxKeyBytes) {
-    *result = bad_command("key of " + std::to_string(cmd.key.size()) + " bytes; at most " +
-                          std::to_string(kMaxKeyBytes));
+  if (cmd.require_present && op != Op::kPut) {
+    *result = bad_command("require_present is only for PUT");
     return true;
   }
 
@@ -295,8 +324,12 @@ bool KvStore::execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* re
       r.value = std::move(current);
       return true;
     case Op::kPut:
-      batch->Put(slice(user_key(cmd.key)), slice(cmd.value));
       r.found = found;
+      if (cmd.require_present && !found) {
+        r.code = Code::kCasFailed;
+        return true;
+      }
+      batch->Put(slice(user_key(cmd.key)), slice(cmd.value));
       return true;
     case Op::kDelete:
       if (found) batch->Delete(slice(user_key(cmd.key)));
@@ -344,9 +377,66 @@ bool KvStore::execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* re
       return true;
     }
     case Op::kList:
+    case Op::kMget:
+    case Op::kMput:
+    case Op::kMdelete:
+    case Op::kCount:
       break;  // handled above
   }
   return true;
+}
+
+bool KvStore::execute_multi(const Command& cmd, rocksdb::WriteBatch* batch, Result* result,
+                            std::string* error) {
+  const auto op = static_cast<Op>(cmd.op);
+  Result& r = *result;
+  r = Result{};
+  if (cmd.keys.empty()) {
+    r = bad_command(std::string(op_name(cmd.op)) + " needs at least one key");
+    return true;
+  }
+  if (op == Op::kMput && cmd.values.size() != cmd.keys.size()) {
+    r = bad_command("MPUT has " + std::to_string(cmd.keys.size()) + " keys but " +
+                    std::to_string(cmd.values.size()) + " values");
+    return true;
+  }
+  for (const auto& key : cmd.keys) {
+    if (std::string why = bad_key(cmd.op, key); !why.empty()) {
+      r = bad_command(std::move(why));
+      return true;
+    }
+  }
+  SYNOD_CHECK_MSG(op == Op::kMget || batch != nullptr, "a kv write reached the read-only path");
+  switch (op) {
+    case Op::kMget:
+      r.entries.resize(cmd.keys.size());
+      for (size_t i = 0; i < cmd.keys.size(); ++i) {
+        if (!read(cmd.keys[i], &r.entries[i].value, &r.entries[i].found, error)) return false;
+      }
+      return true;
+    case Op::kMput:
+      for (size_t i = 0; i < cmd.keys.size(); ++i) {
+        batch->Put(slice(user_key(cmd.keys[i])), slice(cmd.values[i]));
+      }
+      return true;
+    case Op::kMdelete: {
+      // A key named twice is deleted (and counted) once.
+      std::set<std::string_view> seen;
+      std::string ignored;
+      for (const auto& key : cmd.keys) {
+        if (!seen.insert(key).second) continue;
+        bool found = false;
+        if (!read(key, &ignored, &found, error)) return false;
+        if (!found) continue;
+        batch->Delete(slice(user_key(key)));
+        ++r.number;
+      }
+      r.found = r.number > 0;
+      return true;
+    }
+    default:
+      return true;
+  }
 }
 
 }  // namespace synod::kv

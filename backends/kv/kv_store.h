@@ -12,6 +12,11 @@
 //                    (the value is not an integer, or the sum overflows)
 //   LIST prefix n    OK keys: the keys starting with prefix, in byte order, at
 //                    most n of them (0 = all)
+//   PUT k v require_present   as PUT when k exists; CAS_FAILED (found=false) if not
+//   MGET keys        OK entries: (found, value) per key, in order
+//   MPUT keys values OK; every keys[i] = values[i], in one atomic write
+//   MDELETE keys     OK number = how many of the (distinct) keys existed
+//   COUNT prefix     OK number = how many keys start with prefix
 // A command that cannot be parsed, an unknown op or an empty (or longer than
 // kMaxKeyBytes) key is a BAD_COMMAND result with an error text. All of these are
 // results: they are deterministic and the applied position advances.
@@ -99,7 +104,11 @@ class KvStore {
   // only when RocksDB fails.
   bool execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* result, std::string* error);
   bool read(std::string_view key, std::string* value, bool* found, std::string* error);
+  // LIST and COUNT.
   bool list(const Command& cmd, Result* result, std::string* error);
+  // MGET, MPUT and MDELETE.
+  bool execute_multi(const Command& cmd, rocksdb::WriteBatch* batch, Result* result,
+                     std::string* error);
 
   std::unique_ptr<rocksdb::DB> db_;
   bool sync_ = false;

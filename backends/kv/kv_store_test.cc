@@ -182,6 +182,63 @@ TEST_F(KvStoreTest, ListByPrefixInOrderWithLimit) {
   EXPECT_EQ(query(List("\xff")).keys_size(), 1);
 }
 
+TEST_F(KvStoreTest, PutRequirePresentIsSetXX) {
+  proto::KvCommand c = Put("x", "1");
+  c.set_require_present(true);
+  KvResult r = apply(c);
+  EXPECT_EQ(r.code(), KvResult::CAS_FAILED);
+  EXPECT_FALSE(r.found());
+  EXPECT_EQ(query(Get("x")).code(), KvResult::NOT_FOUND);
+  apply(Put("x", "0"));
+  r = apply(c);
+  EXPECT_EQ(r.code(), KvResult::OK);
+  EXPECT_TRUE(r.found());
+  EXPECT_EQ(query(Get("x")).value(), "1");
+  proto::KvCommand bad = Delete("x");
+  bad.set_require_present(true);
+  EXPECT_EQ(apply(bad).code(), KvResult::BAD_COMMAND);
+  EXPECT_EQ(query(Get("x")).value(), "1");
+}
+
+TEST_F(KvStoreTest, MultiKeyOps) {
+  KvResult r = apply(Multi(proto::KvCommand::MPUT, {"a", "b", "a"}, {"1", "2", "3"}));
+  EXPECT_EQ(r.code(), KvResult::OK);
+  // Later pairs win, as in Redis's MSET.
+  r = query(Multi(proto::KvCommand::MGET, {"a", "zz", "b", "a"}));
+  ASSERT_EQ(r.code(), KvResult::OK);
+  ASSERT_EQ(r.entries_size(), 4);
+  EXPECT_TRUE(r.entries(0).found());
+  EXPECT_EQ(r.entries(0).value(), "3");
+  EXPECT_FALSE(r.entries(1).found());
+  EXPECT_EQ(r.entries(2).value(), "2");
+  EXPECT_EQ(r.entries(3).value(), "3");
+  // MGET through apply (a read in the log) answers the same.
+  EXPECT_EQ(apply(Multi(proto::KvCommand::MGET, {"b"})).entries(0).value(), "2");
+
+  proto::KvCommand count;
+  count.set_op(proto::KvCommand::COUNT);
+  EXPECT_EQ(query(count).number(), 2);
+  count.set_prefix("a");
+  EXPECT_EQ(query(count).number(), 1);
+
+  r = apply(Multi(proto::KvCommand::MDELETE, {"a", "a", "nope", "b"}));
+  EXPECT_EQ(r.code(), KvResult::OK);
+  EXPECT_EQ(r.number(), 2);  // "a" once, "b"; "nope" did not exist
+  count.clear_prefix();
+  EXPECT_EQ(query(count).number(), 0);
+
+  // Shape errors are BAD_COMMAND results that change nothing.
+  EXPECT_EQ(apply(Multi(proto::KvCommand::MPUT, {"a", "b"}, {"1"})).code(),
+            KvResult::BAD_COMMAND);
+  EXPECT_EQ(apply(Multi(proto::KvCommand::MPUT, {"a", ""}, {"1", "2"})).code(),
+            KvResult::BAD_COMMAND);
+  EXPECT_EQ(apply(Multi(proto::KvCommand::MDELETE, {})).code(), KvResult::BAD_COMMAND);
+  EXPECT_EQ(query(count).number(), 0);
+  // Writes are refused as queries.
+  EXPECT_EQ(query(Multi(proto::KvCommand::MPUT, {"a"}, {"1"})).code(), KvResult::BAD_COMMAND);
+  EXPECT_EQ(query(Multi(proto::KvCommand::MDELETE, {"a"})).code(), KvResult::BAD_COMMAND);
+}
+
 TEST_F(KvStoreTest, UserKeysCannotTouchInternalKeys) {
   // Whatever the internal keys are called, user keys live apart from them.
   for (std::string k : {"mapplied", "mformat", "applied", "format", "u", "m"}) {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "proto/kv.pb.h"
 
@@ -80,6 +81,15 @@ inline proto::KvCommand List(const std::string& prefix, uint32_t limit = 0) {
   c.set_op(proto::KvCommand::LIST);
   c.set_prefix(prefix);
   c.set_limit(limit);
+  return c;
+}
+
+inline proto::KvCommand Multi(proto::KvCommand::Op op, const std::vector<std::string>& keys,
+                               const std::vector<std::string>& values = {}) {
+  proto::KvCommand c;
+  c.set_op(op);
+  for (const auto& k : keys) c.add_keys(k);
+  for (const auto& v : values) c.add_values(v);
   return c;
 }
 
