@@ -1,5 +1,7 @@
 #include "net/transport.h"
 
+#include "net/listen.h"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -147,40 +149,9 @@ struct Transport::Impl : std::enable_shared_from_this<Impl> {
       if (!set_peer(id, address, &why)) return fail(fmt::format("peer {}: {}", id, why));
     }
     std::string why;
-    auto listen = parse_host_port(opt.listen, &why);
-    if (!listen) return fail(fmt::format("listen address: {}", why));
-
+    if (!listen_on(acceptor, opt.listen, &why)) return fail(why);
     asio::error_code ec;
-    tcp::endpoint endpoint;
-    const auto ip = asio::ip::make_address(listen->host, ec);
-    if (!ec) {
-      endpoint = tcp::endpoint(ip, listen->port);
-    } else {
-      tcp::resolver resolver(io);
-      auto results =
-          resolver.resolve(listen->host, std::to_string(listen->port), tcp::resolver::passive, ec);
-      if (ec || results.empty()) {
-        return fail(fmt::format("cannot listen on {}: cannot resolve \"{}\": {}", opt.listen,
-                                listen->host, ec ? ec.message() : "no addresses"));
-      }
-      endpoint = results.begin()->endpoint();
-    }
-    auto listen_fail = [&](const char* step) {
-      asio::error_code ignored;
-      acceptor.close(ignored);
-      return fail(
-          fmt::format("cannot listen on {}: {} failed: {}", opt.listen, step, ec.message()));
-    };
-    acceptor.open(endpoint.protocol(), ec);
-    if (ec) return listen_fail("socket");
-    // Lets a restarted node bind while old connections sit in TIME_WAIT; a port
-    // that another process listens on still fails with "address in use".
-    acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    if (ec) return listen_fail("setsockopt");
-    acceptor.bind(endpoint, ec);
-    if (ec) return listen_fail("bind");
-    acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return listen_fail("listen");
+    const tcp::endpoint endpoint = acceptor.local_endpoint(ec);
     bound_port = acceptor.local_endpoint(ec).port();
     started = true;
     running = true;

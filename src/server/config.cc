@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <algorithm>
+
 #include <CLI/CLI.hpp>
 
 #include "net/frame.h"
@@ -64,6 +66,14 @@ bool parse_config(int argc, char** argv, Config* c, std::string* error, int* exi
   app.add_option("--request-timeout-ms", c->request_timeout_ms, "Default request timeout");
   app.add_option("--session-ttl-ms", c->session_ttl_ms, "Idle client sessions expire after");
   app.add_option("--log-level", c->log_level, "trace, debug, info, warn, error");
+  app.add_option("--redis-listen", c->redis_listen,
+                 "HOST:PORT for Redis clients (RESP2) of the kv backend; off when not given");
+  app.add_option("--redis-backend", c->redis_backend, "The kv backend Redis clients use");
+  std::string redis_reads = "linearizable";
+  app.add_option("--redis-reads", redis_reads,
+                 "Consistency of Redis reads: linearizable (a follower forwards them to the "
+                 "leader) or local (this node's state, possibly stale)")
+      ->check(CLI::IsMember({"linearizable", "local"}));
   app.add_flag("--unsafe-follower-reads", c->unsafe_follower_reads,
                "TEST ONLY: serve linearizable reads from a follower's state (breaks "
                "linearizability on purpose, for the checker's tests)");
@@ -78,6 +88,7 @@ bool parse_config(int argc, char** argv, Config* c, std::string* error, int* exi
     return false;
   }
   *exit_code = 2;
+  c->redis_linearizable_reads = redis_reads == "linearizable";
   if (!parse_peers(peers, &c->peers, error)) return false;
   for (const std::string& o : backend_options) {
     const auto dot = o.find('.');
@@ -114,6 +125,11 @@ bool validate(Config* c, std::string* error) {
       *error = "--backend-option for '" + name + "', which is not a loaded --backend";
       return false;
     }
+  }
+  if (!c->redis_listen.empty() &&
+      std::find(c->backends.begin(), c->backends.end(), c->redis_backend) == c->backends.end()) {
+    *error = "--redis-backend '" + c->redis_backend + "' is not a loaded --backend";
+    return false;
   }
   if (c->paxos.lease_ticks >= c->paxos.election_timeout_ticks) {
     *error = "--lease-ticks must be below --election-ticks";

@@ -26,6 +26,10 @@ struct Config {
   std::uint32_t request_timeout_ms = 5000;  // default per request
   std::uint64_t session_ttl_ms = 3'600'000;  // idle exactly-once sessions expire (log time)
   std::string log_level = "info";
+  // The Redis (RESP2) front end: off when empty.
+  std::string redis_listen;
+  std::string redis_backend = "kv";     // a kv-protocol backend it serves
+  bool redis_linearizable_reads = true;  // false: reads from this node's state
   // TEST ONLY, unsafe: a follower serves LINEARIZABLE reads from its own state.
   // Exists so the fault-injection suite can prove its checker catches stale reads.
   bool unsafe_follower_reads = false;

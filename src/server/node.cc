@@ -93,6 +93,21 @@ bool Node::start(std::string* error) {
   };
   transport_ = std::make_unique<net::Transport>(io_, tc, std::move(handlers));
   if (!transport_->start(error)) return false;
+  if (!cfg_.redis_listen.empty()) {
+    resp::ServerOptions ro;
+    ro.listen = cfg_.redis_listen;
+    redis_ = std::make_unique<resp::RedisServer>(
+        io_, ro, [this](bool write, std::string payload, resp::RedisServer::Done done) {
+          on_redis_request(write, std::move(payload), std::move(done));
+        });
+    if (!redis_->start(error)) {
+      *error = "--redis-listen: " + *error;
+      return false;
+    }
+    spdlog::info("node {}: Redis protocol on {} (backend '{}', {} reads)", cfg_.id,
+                 cfg_.redis_listen, cfg_.redis_backend,
+                 cfg_.redis_linearizable_reads ? "linearizable" : "local");
+  }
 
   if (cfg_.unsafe_follower_reads) {
     spdlog::warn("node {}: --unsafe-follower-reads is on: linearizable reads are NOT safe "
@@ -130,6 +145,7 @@ void Node::run(bool handle_signals) {
 void Node::stop() {
   asio::post(io_, [this] {
     if (transport_) transport_->stop();
+    if (redis_) redis_->stop();
     tick_timer_.cancel();
     apply_retry_timer_.cancel();
     if (signals_) signals_->cancel();
@@ -179,37 +195,54 @@ void Node::on_tick() {
 
 void Node::on_client_request(net::ConnectionId conn, proto::ClientRequest&& req) {
   advance_clock();
+  Reply reply = [this, conn, id = req.request_id()](proto::ClientResponse&& r) {
+    r.set_request_id(id);
+    transport_->send_response(conn, r);
+  };
   switch (req.op_case()) {
     case proto::ClientRequest::kWrite:
-      handle_write(conn, req);
+      handle_write(req, std::move(reply));
       break;
     case proto::ClientRequest::kRead:
-      handle_read(conn, req);
+      handle_read(req, std::move(reply));
       break;
     case proto::ClientRequest::kStatus: {
       proto::ClientResponse r;
-      r.set_request_id(req.request_id());
       r.set_code(Code::ClientResponse_Code_OK);
       fill_status(r.mutable_status());
-      respond(conn, r);
+      reply(std::move(r));
       break;
     }
     case proto::ClientRequest::OP_NOT_SET:
-      respond_error(conn, req.request_id(), Code::ClientResponse_Code_BAD_REQUEST,
-                    "request without an operation");
+      fail(reply, Code::ClientResponse_Code_BAD_REQUEST, "request without an operation");
       break;
   }
 }
 
-void Node::handle_write(net::ConnectionId conn, proto::ClientRequest& req) {
+void Node::on_redis_request(bool write, std::string payload, Reply reply) {
+  advance_clock();
+  proto::ClientRequest req;
+  if (write) {
+    req.mutable_write()->set_backend(cfg_.redis_backend);
+    req.mutable_write()->set_payload(std::move(payload));
+    handle_write(req, std::move(reply));
+  } else {
+    req.mutable_read()->set_backend(cfg_.redis_backend);
+    req.mutable_read()->set_payload(std::move(payload));
+    req.mutable_read()->set_consistency(cfg_.redis_linearizable_reads ? proto::LINEARIZABLE
+                                                                      : proto::LOCAL);
+    handle_read(req, std::move(reply));
+  }
+}
+
+void Node::handle_write(proto::ClientRequest& req, Reply reply) {
   const proto::WriteRequest& w = req.write();
   if (!backends_.get(w.backend())) {
-    respond_error(conn, req.request_id(), Code::ClientResponse_Code_BAD_REQUEST,
-                  "unknown backend '" + w.backend() + "'");
+    fail(reply, Code::ClientResponse_Code_BAD_REQUEST, "unknown backend '" + w.backend() + "'");
     return;
   }
   if (replica_->role() != paxos::Role::kLeader) {
-    forward_or_redirect(conn, req, w.no_forward());
+    forward_or_redirect(req, std::move(reply), w.no_forward());
     return;
   }
   // A retry of a command already applied: answer from the session at once.
@@ -217,7 +250,6 @@ void Node::handle_write(net::ConnectionId conn, proto::ClientRequest& req) {
     auto s = sessions_.find(w.client_id());
     if (s != sessions_.end() && w.sequence() <= s->second.sequence) {
       proto::ClientResponse r;
-      r.set_request_id(req.request_id());
       if (w.sequence() == s->second.sequence) {
         r.set_code(Code::ClientResponse_Code_OK);
         r.set_result(s->second.result);
@@ -227,7 +259,7 @@ void Node::handle_write(net::ConnectionId conn, proto::ClientRequest& req) {
                     std::to_string(w.client_id()) + "'s last applied sequence " +
                     std::to_string(s->second.sequence));
       }
-      respond(conn, r);
+      reply(std::move(r));
       return;
     }
   }
@@ -241,44 +273,40 @@ void Node::handle_write(net::ConnectionId conn, proto::ClientRequest& req) {
   const std::uint64_t tag = next_tag_++;
   cmd.set_tag(tag);
   const paxos::ProposalId id = replica_->propose(cmd.SerializeAsString());
-  writes_[tag] = PendingWrite{conn, req.request_id(), deadline_of(req)};
+  writes_[tag] = PendingWrite{std::move(reply), deadline_of(req)};
   proposal_tag_[id] = tag;
   schedule_flush();
 }
 
-void Node::handle_read(net::ConnectionId conn, proto::ClientRequest& req) {
+void Node::handle_read(proto::ClientRequest& req, Reply reply) {
   const proto::ReadRequest& rd = req.read();
   if (!backends_.get(rd.backend())) {
-    respond_error(conn, req.request_id(), Code::ClientResponse_Code_BAD_REQUEST,
-                  "unknown backend '" + rd.backend() + "'");
+    fail(reply, Code::ClientResponse_Code_BAD_REQUEST, "unknown backend '" + rd.backend() + "'");
     return;
   }
   if (rd.consistency() == proto::LINEARIZABLE && replica_->role() != paxos::Role::kLeader &&
       !cfg_.unsafe_follower_reads) {
-    forward_or_redirect(conn, req, rd.no_forward());
+    forward_or_redirect(req, std::move(reply), rd.no_forward());
     return;
   }
-  PendingRead p{conn, req.request_id(), rd.backend(), rd.payload(), std::nullopt,
-                deadline_of(req)};
+  PendingRead p{std::move(reply), rd.backend(), rd.payload(), std::nullopt, deadline_of(req)};
   if (rd.consistency() == proto::LOCAL || cfg_.unsafe_follower_reads) p.read_slot = 0;
   reads_.push_back(std::move(p));
   serve_reads();
 }
 
-void Node::forward_or_redirect(net::ConnectionId conn, proto::ClientRequest& req,
-                               bool no_forward) {
+void Node::forward_or_redirect(proto::ClientRequest& req, Reply reply, bool no_forward) {
   const paxos::NodeId hint = replica_->leader_hint();
   if (no_forward || hint == paxos::kNoNode || hint == cfg_.id || !cfg_.peers.contains(hint)) {
     proto::ClientResponse r;
-    r.set_request_id(req.request_id());
     fill_not_leader(&r);
-    respond(conn, r);
+    reply(std::move(r));
   } else {
-    forward(conn, req);
+    forward(req, std::move(reply));
   }
 }
 
-void Node::forward(net::ConnectionId conn, proto::ClientRequest& req) {
+void Node::forward(proto::ClientRequest& req, Reply reply) {
   const paxos::NodeId leader = replica_->leader_hint();
   if (!leader_conn_ || leader_conn_id_ != leader || !leader_conn_->is_open()) {
     // Requests still in flight on a previous connection have an unknown outcome.
@@ -294,14 +322,13 @@ void Node::forward(net::ConnectionId conn, proto::ClientRequest& req) {
     leader_conn_id_ = leader;
     std::string error;
     if (!leader_conn_->connect(cfg_.peers.at(leader), &error)) {
-      respond_error(conn, req.request_id(), Code::ClientResponse_Code_UNAVAILABLE,
-                    "cannot reach the leader: " + error);
+      fail(reply, Code::ClientResponse_Code_UNAVAILABLE, "cannot reach the leader: " + error);
       leader_conn_.reset();
       return;
     }
   }
   const std::uint64_t id = next_forward_id_++;
-  forwarded_[id] = Forwarded{conn, req.request_id(), deadline_of(req)};
+  forwarded_[id] = Forwarded{std::move(reply), deadline_of(req)};
   proto::ClientRequest copy = req;
   copy.set_request_id(id);
   if (copy.has_write()) copy.mutable_write()->set_no_forward(true);
@@ -310,19 +337,20 @@ void Node::forward(net::ConnectionId conn, proto::ClientRequest& req) {
 }
 
 void Node::fail_forwarded(const std::string& why) {
-  for (auto& [id, f] : forwarded_) {
-    respond_error(f.conn, f.request_id, Code::ClientResponse_Code_TIMEOUT,
-                  why + "; the outcome is unknown, retry with the same sequence");
-  }
+  auto failed = std::move(forwarded_);
   forwarded_.clear();
+  for (auto& [id, f] : failed) {
+    fail(f.reply, Code::ClientResponse_Code_TIMEOUT,
+         why + "; the outcome is unknown, retry with the same sequence");
+  }
 }
 
 void Node::on_forward_response(proto::ClientResponse&& r) {
   auto it = forwarded_.find(r.request_id());
   if (it == forwarded_.end()) return;
-  r.set_request_id(it->second.request_id);
-  respond(it->second.conn, r);
+  Reply reply = std::move(it->second.reply);
   forwarded_.erase(it);
+  reply(std::move(r));
 }
 
 // ------------------------------------------------------------------ the Ready loop
@@ -380,7 +408,6 @@ void Node::flush() {
     auto w = writes_.find(tag);
     if (w == writes_.end()) continue;
     proto::ClientResponse r;
-    r.set_request_id(w->second.request_id);
     switch (o.status) {
       case paxos::ProposalStatus::kNotLeader:
       case paxos::ProposalStatus::kSuperseded:  // definitely not applied: safe to retry
@@ -397,8 +424,9 @@ void Node::flush() {
       case paxos::ProposalStatus::kChosen:
         break;
     }
-    respond(w->second.conn, r);
+    Reply reply = std::move(w->second.reply);
     writes_.erase(w);
+    reply(std::move(r));
   }
   if (ready.snapshot_needed) {
     spdlog::warn("node {}: peer {} compacted slots below {} that this node needs; snapshot "
@@ -410,13 +438,14 @@ void Node::flush() {
 }
 
 void Node::reload_after_disk_error() {
-  for (auto& [tag, w] : writes_) {
-    // Its accept may have left in an earlier turn: the outcome is unknown.
-    respond_error(w.conn, w.request_id, Code::ClientResponse_Code_TIMEOUT,
-                  "this node cannot write to its disk; the outcome is unknown, retry with the "
-                  "same sequence");
-  }
+  auto failed = std::move(writes_);
   writes_.clear();
+  for (auto& [tag, w] : failed) {
+    // Its accept may have left in an earlier turn: the outcome is unknown.
+    fail(w.reply, Code::ClientResponse_Code_TIMEOUT,
+         "this node cannot write to its disk; the outcome is unknown, retry with the same "
+         "sequence");
+  }
   proposal_tag_.clear();
   std::string error;
   auto fresh = make_replica(&error);
@@ -536,13 +565,13 @@ bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
     auto w = writes_.find(cmd.tag());
     if (w != writes_.end() && cmd.tag() != 0) {
       proto::ClientResponse r;
-      r.set_request_id(w->second.request_id);
       r.set_code(Code::ClientResponse_Code_OK);
       r.set_slot(slot);
       r.set_result(result);
       if (!have_result) r.set_error("applied; the result was lost in a restart");
-      respond(w->second.conn, r);
+      Reply reply = std::move(w->second.reply);
       writes_.erase(w);
+      reply(std::move(r));
     }
     // Deterministic expiry: by log time, at the same positions on every node.
     if (position % 1024 == 0) {
@@ -567,10 +596,10 @@ void Node::serve_reads() {
     if (!it->read_slot) {
       if (replica_->role() != paxos::Role::kLeader) {
         proto::ClientResponse r;
-        r.set_request_id(it->request_id);
         fill_not_leader(&r);
-        respond(it->conn, r);
+        Reply reply = std::move(it->reply);
         it = reads_.erase(it);
+        reply(std::move(r));
         continue;
       }
       if (lease) it->read_slot = *lease;
@@ -581,7 +610,6 @@ void Node::serve_reads() {
     }
     backend::Backend* b = backends_.get(it->backend);
     proto::ClientResponse r;
-    r.set_request_id(it->request_id);
     backend::Result q = b->query(it->payload);
     if (q.ok) {
       r.set_code(Code::ClientResponse_Code_OK);
@@ -591,8 +619,9 @@ void Node::serve_reads() {
       r.set_error(q.error);
     }
     r.set_slot(applied_slot_);
-    respond(it->conn, r);
+    Reply reply = std::move(it->reply);
     it = reads_.erase(it);
+    reply(std::move(r));
   }
 }
 
@@ -600,8 +629,8 @@ void Node::expire_requests() {
   const auto now = Clock::now();
   for (auto it = writes_.begin(); it != writes_.end();) {
     if (it->second.deadline <= now) {
-      respond_error(it->second.conn, it->second.request_id, Code::ClientResponse_Code_TIMEOUT,
-                    "timed out: the outcome is unknown; retry with the same sequence");
+      fail(it->second.reply, Code::ClientResponse_Code_TIMEOUT,
+           "timed out: the outcome is unknown; retry with the same sequence");
       it = writes_.erase(it);
     } else {
       ++it;
@@ -609,9 +638,9 @@ void Node::expire_requests() {
   }
   for (auto it = reads_.begin(); it != reads_.end();) {
     if (it->deadline <= now) {
-      respond_error(it->conn, it->request_id, Code::ClientResponse_Code_TIMEOUT,
-                    it->read_slot ? "timed out waiting to apply up to the read point"
-                                  : "timed out waiting for a leader lease");
+      fail(it->reply, Code::ClientResponse_Code_TIMEOUT,
+           it->read_slot ? "timed out waiting to apply up to the read point"
+                         : "timed out waiting for a leader lease");
       it = reads_.erase(it);
     } else {
       ++it;
@@ -619,8 +648,7 @@ void Node::expire_requests() {
   }
   for (auto it = forwarded_.begin(); it != forwarded_.end();) {
     if (it->second.deadline + std::chrono::milliseconds(200) <= now) {
-      respond_error(it->second.conn, it->second.request_id, Code::ClientResponse_Code_TIMEOUT,
-                    "timed out waiting for the leader");
+      fail(it->second.reply, Code::ClientResponse_Code_TIMEOUT, "timed out waiting for the leader");
       it = forwarded_.erase(it);
     } else {
       ++it;
@@ -635,17 +663,11 @@ std::chrono::steady_clock::time_point Node::deadline_of(const proto::ClientReque
   return Clock::now() + std::chrono::milliseconds(ms);
 }
 
-void Node::respond(net::ConnectionId conn, proto::ClientResponse& r) {
-  transport_->send_response(conn, r);
-}
-
-void Node::respond_error(net::ConnectionId conn, std::uint64_t request_id, Code code,
-                         const std::string& error) {
+void Node::fail(const Reply& reply, Code code, const std::string& error) {
   proto::ClientResponse r;
-  r.set_request_id(request_id);
   r.set_code(code);
   r.set_error(error);
-  respond(conn, r);
+  reply(std::move(r));
 }
 
 void Node::fill_not_leader(proto::ClientResponse* r) {

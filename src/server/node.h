@@ -22,6 +22,7 @@
 #include <asio.hpp>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -34,6 +35,7 @@
 #include "paxos/random.h"
 #include "paxos/replica.h"
 #include "proto/synod.pb.h"
+#include "resp/redis_server.h"
 #include "server/config.h"
 #include "storage/log_store.h"
 
@@ -57,22 +59,22 @@ class Node {
   int exit_code() const { return exit_code_; }
 
  private:
+  // Answers one request: to a native client over the transport (filling in
+  // its request id), to the Redis front end, or to a forwarding follower.
+  using Reply = std::function<void(proto::ClientResponse&&)>;
   struct PendingWrite {
-    net::ConnectionId conn;
-    std::uint64_t request_id;
+    Reply reply;
     std::chrono::steady_clock::time_point deadline;
   };
   struct PendingRead {
-    net::ConnectionId conn;
-    std::uint64_t request_id;
+    Reply reply;
     std::string backend;
     std::string payload;
     std::optional<paxos::Slot> read_slot;  // set once a lease confirms leadership
     std::chrono::steady_clock::time_point deadline;
   };
   struct Forwarded {
-    net::ConnectionId conn;
-    std::uint64_t request_id;
+    Reply reply;
     std::chrono::steady_clock::time_point deadline;
   };
   struct Session {
@@ -86,11 +88,13 @@ class Node {
   void on_client_request(net::ConnectionId conn, proto::ClientRequest&& req);
   void on_tick();
   void advance_clock();
-  void handle_write(net::ConnectionId conn, proto::ClientRequest& req);
-  void handle_read(net::ConnectionId conn, proto::ClientRequest& req);
+  void handle_write(proto::ClientRequest& req, Reply reply);
+  void handle_read(proto::ClientRequest& req, Reply reply);
+  // A request of the Redis front end, as a native one of the configured backend.
+  void on_redis_request(bool write, std::string payload, Reply reply);
   // Not the leader: forward to it, or answer NOT_LEADER/UNAVAILABLE with a hint.
-  void forward_or_redirect(net::ConnectionId conn, proto::ClientRequest& req, bool no_forward);
-  void forward(net::ConnectionId conn, proto::ClientRequest& req);
+  void forward_or_redirect(proto::ClientRequest& req, Reply reply, bool no_forward);
+  void forward(proto::ClientRequest& req, Reply reply);
   void on_forward_response(proto::ClientResponse&& r);
   void fail_forwarded(const std::string& why);
 
@@ -105,9 +109,7 @@ class Node {
   void reload_after_disk_error();
 
   // Helpers.
-  void respond(net::ConnectionId conn, proto::ClientResponse& r);
-  void respond_error(net::ConnectionId conn, std::uint64_t request_id,
-                     proto::ClientResponse::Code code, const std::string& error);
+  static void fail(const Reply& reply, proto::ClientResponse::Code code, const std::string& error);
   void fill_not_leader(proto::ClientResponse* r);
   void fill_status(proto::NodeStatus* s);
   std::chrono::steady_clock::time_point deadline_of(const proto::ClientRequest& req) const;
@@ -121,6 +123,7 @@ class Node {
   std::unique_ptr<asio::signal_set> signals_;
   std::unique_ptr<storage::LogStore> store_;
   std::unique_ptr<net::Transport> transport_;
+  std::unique_ptr<resp::RedisServer> redis_;
   std::unique_ptr<paxos::Replica> replica_;
   paxos::Rng rng_;
   std::chrono::steady_clock::time_point last_tick_;
