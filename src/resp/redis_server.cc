@@ -114,6 +114,20 @@ class RedisServer::Session : public std::enable_shared_from_this<Session> {
     }
     const std::uint64_t index = base_ + replies_.size();
     replies_.push_back(Slot{});
+    // Per-connection order, as Redis gives it: a read sees every earlier write
+    // of its connection and none of the later ones. Consecutive requests of one
+    // kind run together (pipelined writes share slots); a change of kind waits
+    // until everything before it has completed.
+    if (waiting_.empty() && (inflight_ == 0 || inflight_kind_ == plan.kind)) {
+      submit(std::move(plan), index);
+    } else {
+      waiting_.emplace_back(std::move(plan), index);
+    }
+  }
+
+  void submit(Plan plan, std::uint64_t index) {
+    inflight_kind_ = plan.kind;
+    inflight_++;
     std::weak_ptr<Session> weak = weak_from_this();
     server_.submit_(plan.kind == Plan::Kind::kWrite, std::move(plan.payload),
                     [weak, index, render = std::move(plan.render)](proto::ClientResponse&& r) {
@@ -137,12 +151,26 @@ class RedisServer::Session : public std::enable_shared_from_this<Session> {
                     });
   }
 
+  // The requests held back by a change of kind, once nothing is in flight.
+  void release_waiting() {
+    if (inflight_ != 0 || waiting_.empty()) return;
+    const Plan::Kind kind = waiting_.front().first.kind;
+    while (!waiting_.empty() && waiting_.front().first.kind == kind) {
+      auto [plan, index] = std::move(waiting_.front());
+      waiting_.pop_front();
+      submit(std::move(plan), index);  // may complete at once and come back here
+      if (closed_) return;
+    }
+  }
+
   void push_ready(std::string bytes) { replies_.push_back(Slot{true, std::move(bytes)}); }
 
   void complete(std::uint64_t index, std::string bytes) {
     Slot& slot = replies_[static_cast<std::size_t>(index - base_)];
     slot.ready = true;
     slot.bytes = std::move(bytes);
+    inflight_--;
+    release_waiting();
     flush();
   }
 
@@ -196,6 +224,9 @@ class RedisServer::Session : public std::enable_shared_from_this<Session> {
   Parser parser_;
   std::array<char, 64 * 1024> in_{};
   std::deque<Slot> replies_;  // replies_[i] answers command number base_ + i
+  std::deque<std::pair<Plan, std::uint64_t>> waiting_;  // (request, its reply index)
+  Plan::Kind inflight_kind_ = Plan::Kind::kWrite;
+  std::size_t inflight_ = 0;  // submitted, not yet completed
   std::uint64_t base_ = 0;
   std::string out_;      // ready to write
   std::string sending_;  // being written

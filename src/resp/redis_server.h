@@ -8,6 +8,9 @@
 // Pipelining: every command that arrived in one read is submitted in the same
 // event-loop turn, so the node proposes them together (one slot, one sync).
 // Replies go out in request order, whatever order the requests complete in.
+// Each connection sees its own requests in order: a read waits for the
+// connection's earlier writes, a write for its earlier reads (runs of one kind
+// go together, so pipelined writes still share a slot).
 // Back-pressure: a connection with max_pending replies outstanding is not read
 // from until some are sent. A protocol error is answered and the connection
 // closed (as Redis does); nothing else is affected.

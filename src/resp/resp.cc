@@ -6,6 +6,10 @@ namespace synod::resp {
 
 namespace {
 
+// The longest "*N" or "$N" line taken (without its CRLF); the same whether the
+// line arrives whole or in pieces.
+constexpr std::size_t kMaxHeader = 32;
+
 // A decimal integer filling all of s (an optional leading '-').
 bool parse_int(std::string_view s, std::int64_t* out) {
   if (s.empty()) return false;
@@ -85,7 +89,8 @@ Parser::Status Parser::next(std::vector<std::string>* args, std::string* error) 
         // An inline command, ended by "\r\n" or a bare "\n" (as Redis allows).
         const std::size_t nl = buf_.find('\n', pos_);
         if (nl == std::string::npos) {
-          if (buffered() > limits_.max_inline) return fail("too big inline request", error);
+          // (+1: a '\r' that the '\n' still to come would strip.)
+          if (buffered() > limits_.max_inline + 1) return fail("too big inline request", error);
           return Status::kNeedMore;
         }
         l = std::string_view(buf_).substr(pos_, nl - pos_);
@@ -99,9 +104,10 @@ Parser::Status Parser::next(std::vector<std::string>* args, std::string* error) 
         return Status::kCommand;
       }
       if (!line(&l, &after)) {
-        if (buffered() > 32) return fail("invalid multibulk length", error);
+        if (buffered() > kMaxHeader + 1) return fail("invalid multibulk length", error);
         return Status::kNeedMore;
       }
+      if (l.size() > kMaxHeader) return fail("invalid multibulk length", error);
       std::int64_t n = 0;
       if (!parse_int(l.substr(1), &n) || n > static_cast<std::int64_t>(limits_.max_args)) {
         return fail("invalid multibulk length", error);
@@ -121,9 +127,10 @@ Parser::Status Parser::next(std::vector<std::string>* args, std::string* error) 
         return fail(std::string("expected '$', got '") + buf_[pos_] + "'", error);
       }
       if (!line(&l, &after)) {
-        if (buffered() > 32) return fail("invalid bulk length", error);
+        if (buffered() > kMaxHeader + 1) return fail("invalid bulk length", error);
         return Status::kNeedMore;
       }
+      if (l.size() > kMaxHeader) return fail("invalid bulk length", error);
       std::int64_t len = 0;
       if (!parse_int(l.substr(1), &len) || len < 0 ||
           static_cast<std::uint64_t>(len) > limits_.max_bulk) {
