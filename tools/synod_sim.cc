@@ -40,9 +40,14 @@ int main(int argc, char** argv) {
                  "ignore-promise-values, accept-lower-ballot");
   app.add_flag("--expect-violation", expect_violation,
                "Succeed only if some seed finds a violation (for planted bugs)");
+  bool sync_persist = false;
+  app.add_flag("--sync-persist", sync_persist,
+               "Drive the core synchronously (persist, then send everything) instead of "
+               "overlapping persists with proposer messages as the server does");
   app.add_flag("--trace", cfg.trace, "Print every event of the run to stderr");
   app.add_flag("--quiet", quiet, "Print only the summary and failures");
   CLI11_PARSE(app, argc, argv);
+  cfg.async_persist = !sync_persist;
 
   std::string error;
   if (!synod::sim::Faults::parse(faults, &cfg.faults, &error)) {

@@ -1,5 +1,7 @@
 #include "paxos/messages.h"
 
+#include "paxos/ready.h"
+
 #include <type_traits>
 
 namespace synod::paxos {
@@ -32,6 +34,13 @@ std::string ok_str(bool ok, const Ballot& promised) {
   return ok ? "ok" : "refused promised=" + to_string(promised);
 }
 }  // namespace
+
+bool may_send_before_persist(const Message& m) {
+  return std::holds_alternative<Prepare>(m.body) || std::holds_alternative<Accept>(m.body) ||
+         std::holds_alternative<Heartbeat>(m.body) ||
+         std::holds_alternative<CatchupRequest>(m.body) ||
+         std::holds_alternative<CatchupReply>(m.body);
+}
 
 std::string to_string(const Message& m) {
   std::string head = std::to_string(m.from) + "->" + std::to_string(m.to) + " ";

@@ -9,6 +9,14 @@
 //   5. apply r.committed to the state machine, in order;
 //   6. report r.outcomes to the clients that proposed.
 // Sending only after step 3 is what lets acceptors promise and accept safely.
+//
+// A driver may overlap persisting with sending (an fsync on another thread):
+// messages for which may_send_before_persist() is true may leave at once,
+// before this Ready's persist (and before earlier Readies' persists) is
+// durable. Everything else of a Ready — its other messages, committed and
+// outcomes — must wait until its persist and every earlier one are durable,
+// in Ready order. The simulator drives the core this way (with crashes between
+// the early send and the persist).
 #pragma once
 
 #include <cstdint>
@@ -43,6 +51,15 @@ struct DurableState {
   // Last slot applied to the state machine (the backend's own durable record).
   Slot applied = 0;
 };
+
+// True for proposer and learner messages (Prepare, Accept, Heartbeat,
+// CatchupRequest, CatchupReply): they carry no vote of this node's acceptor.
+// A leader's own vote counts only when its Accepted comes back through the
+// driver, i.e. after it is durable, and chosen knowledge (commit points,
+// catch-up values) only ever comes from durable votes. False for acceptor
+// answers (Promise, Accepted, HeartbeatReply, which grants a lease): they
+// state durable acceptor state and must wait for it.
+bool may_send_before_persist(const Message& m);
 
 using ProposalId = std::uint64_t;
 

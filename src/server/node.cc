@@ -80,6 +80,9 @@ bool Node::start(std::string* error) {
   }
   replica_ = make_replica(error);
   if (!replica_) return false;
+  persister_ = std::make_unique<Persister>(store_.get(), [this] {
+    asio::post(io_, [this] { on_persisted(); });
+  });
 
   net::TransportOptions tc;
   tc.node_id = cfg_.id;
@@ -138,6 +141,10 @@ void Node::run(bool handle_signals) {
   io_.run();
   // Clean shutdown: whatever the last turn produced is made durable first.
   if (replica_ && flush_scheduled_) flush();
+  if (persister_) {
+    persister_->stop();
+    if (exit_code_ == 0) on_persisted();
+  }
   if (replica_ && apply_error_.empty()) record_applied(/*force=*/true);
   spdlog::info("node {} stopped at applied slot {}", cfg_.id, applied_slot_);
 }
@@ -366,15 +373,51 @@ void Node::schedule_flush() {
 void Node::flush() {
   flush_scheduled_ = false;
   paxos::Ready ready = replica_->take_ready();
-  if (!ready.persist.empty()) {
-    std::string error;
-    if (!store_->persist(ready.persist, &error)) {
+  if (ready.empty()) {
+    serve_reads();  // a tick may have brought a lease
+    return;
+  }
+  // Proposer and learner messages leave now, before the fsync (see
+  // paxos::may_send_before_persist): the leader's Accepts travel while its
+  // own accept is being synced.
+  std::vector<paxos::Message> late;
+  for (auto& m : ready.messages) {
+    if (paxos::may_send_before_persist(m)) {
+      send_message(std::move(m));
+    } else {
+      late.push_back(std::move(m));
+    }
+  }
+  PersistJob job;
+  job.epoch = epoch_;
+  job.batch = std::move(ready.persist);
+  job.messages = std::move(late);
+  job.committed = std::move(ready.committed);
+  job.outcomes = std::move(ready.outcomes);
+  job.snapshot_needed = std::move(ready.snapshot_needed);
+  if (job.batch.empty() && jobs_in_flight_ == 0) {
+    release(job);  // nothing to wait for
+    apply_committed();
+    serve_reads();
+    return;
+  }
+  // The rest waits for the storage thread, in order behind earlier jobs.
+  ++jobs_in_flight_;
+  persister_->submit(std::move(job));
+}
+
+void Node::on_persisted() {
+  std::vector<PersistJob> done = persister_->take_done();
+  for (PersistJob& job : done) {
+    --jobs_in_flight_;
+    if (job.epoch != epoch_) continue;  // from before a reload: its core is gone
+    if (!job.ok) {
       // Nothing of this Ready may leave: its answers would promise state that
       // is not on disk. Rebuild the core from what is durable and go on.
       spdlog::error("node {}: cannot persist ({}); dropping this turn's output and reloading "
                     "from disk",
-                    cfg_.id, error);
-      if (error.find("restart") != std::string::npos) {
+                    cfg_.id, job.error);
+      if (job.error.find("restart") != std::string::npos) {
         // RocksDB refuses every write after a failed fsync: only a restart,
         // which re-reads what is really on disk, is safe.
         spdlog::critical("node {}: the log store is unusable; stopping", cfg_.id);
@@ -383,23 +426,31 @@ void Node::flush() {
         return;
       }
       reload_after_disk_error();
-      return;
+      continue;
     }
+    release(job);
   }
-  for (auto& m : ready.messages) {
-    if (m.to == cfg_.id) {
-      asio::post(io_, [this, msg = std::move(m)] {
-        replica_->step(msg);
-        schedule_flush();
-      });
-    } else {
-      proto::PeerMessage p;
-      codec::to_proto(m, &p);
-      transport_->send_peer(m.to, p);
-    }
+  apply_committed();
+  serve_reads();
+}
+
+void Node::send_message(paxos::Message&& m) {
+  if (m.to == cfg_.id) {
+    asio::post(io_, [this, msg = std::move(m)] {
+      replica_->step(msg);
+      schedule_flush();
+    });
+  } else {
+    proto::PeerMessage p;
+    codec::to_proto(m, &p);
+    transport_->send_peer(m.to, p);
   }
-  for (auto& e : ready.committed) apply_queue_.push_back(std::move(e));
-  for (const auto& o : ready.outcomes) {
+}
+
+void Node::release(PersistJob& job) {
+  for (auto& m : job.messages) send_message(std::move(m));
+  for (auto& e : job.committed) apply_queue_.push_back(std::move(e));
+  for (const auto& o : job.outcomes) {
     auto pt = proposal_tag_.find(o.id);
     if (pt == proposal_tag_.end()) continue;
     const std::uint64_t tag = pt->second;
@@ -428,13 +479,11 @@ void Node::flush() {
     writes_.erase(w);
     reply(std::move(r));
   }
-  if (ready.snapshot_needed) {
+  if (job.snapshot_needed) {
     spdlog::warn("node {}: peer {} compacted slots below {} that this node needs; snapshot "
                  "install is not implemented yet",
-                 cfg_.id, ready.snapshot_needed->peer, ready.snapshot_needed->first_slot);
+                 cfg_.id, job.snapshot_needed->peer, job.snapshot_needed->first_slot);
   }
-  apply_committed();
-  serve_reads();
 }
 
 void Node::reload_after_disk_error() {
@@ -456,6 +505,7 @@ void Node::reload_after_disk_error() {
   }
   replica_ = std::move(fresh);
   apply_queue_.clear();
+  ++epoch_;  // jobs still with the storage thread belong to the old core
 }
 
 void Node::apply_committed() {

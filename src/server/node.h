@@ -3,8 +3,11 @@
 // and the backend host (src/backend/), all on ONE event-loop thread:
 //
 //   inputs (peer messages, client requests, ticks) -> Replica
-//   end of the event-loop turn (flush): Ready -> one synced write (group
-//   commit) -> send -> apply committed slots to backends -> answer clients
+//   end of the event-loop turn (flush): Ready -> proposer messages sent at
+//   once -> the rest handed to the storage thread (Persister), which writes
+//   and fsyncs (merging jobs that queued behind a running fsync: group
+//   commit) -> back on the event loop, in order: acceptor answers sent ->
+//   committed slots applied to backends -> clients answered
 //
 // Exactly-once: every write carries (client id, sequence); the replicated
 // session table (one entry per client, in storage with the applied point)
@@ -37,6 +40,7 @@
 #include "proto/synod.pb.h"
 #include "resp/redis_server.h"
 #include "server/config.h"
+#include "server/persister.h"
 #include "storage/log_store.h"
 
 namespace synod::server {
@@ -101,6 +105,10 @@ class Node {
   // The Ready loop.
   void schedule_flush();
   void flush();
+  // Jobs the storage thread finished: send, apply and answer what they held.
+  void on_persisted();
+  void release(PersistJob& job);
+  void send_message(paxos::Message&& m);
   void apply_committed();
   void record_applied(bool force);
   bool apply_slot(paxos::Slot slot, const paxos::Value& value);
@@ -122,6 +130,9 @@ class Node {
   asio::steady_timer apply_retry_timer_;
   std::unique_ptr<asio::signal_set> signals_;
   std::unique_ptr<storage::LogStore> store_;
+  std::unique_ptr<Persister> persister_;  // after store_: stopped before it closes
+  std::uint64_t epoch_ = 0;               // bumped when the core is rebuilt from disk
+  std::size_t jobs_in_flight_ = 0;        // submitted to persister_, not yet released
   std::unique_ptr<net::Transport> transport_;
   std::unique_ptr<resp::RedisServer> redis_;
   std::unique_ptr<paxos::Replica> replica_;

@@ -521,7 +521,9 @@ bool LogStore::persist(const paxos::PersistBatch& batch, std::string* error) {
     ++entries;
   }
   if (entries == 0) return true;
-  if (!write(&wb, /*sync=*/true, error)) return false;
+  // Chosen values alone need no fsync of their own (see the header).
+  const bool sync = batch.promised || !accepted.empty();
+  if (!write(&wb, sync, error)) return false;
   if (batch.promised) promised_ = *batch.promised;
   accepted_slots_.insert(accepted.begin(), accepted.end());
   ++stats_.batches;

@@ -31,8 +31,16 @@
 //   memtable and one set of files to reason about. Nothing here needs a
 //   per-kind tuning that families would buy.
 // - Group commit: persist() turns one PersistBatch (everything one event-loop
-//   turn of the core produced) into ONE WriteBatch written with sync=true, i.e.
-//   one WAL append and one fdatasync, whatever the number of entries.
+//   turn of the core produced, or several merged by the node's storage
+//   thread) into ONE WriteBatch written with sync=true, i.e. one WAL append
+//   and one fdatasync, whatever the number of entries.
+// - A batch of chosen values only (no promise, no accepted entry) is written
+//   with sync=false: a chosen value is durable on a majority of acceptors
+//   already, and RocksDB's WAL is one sequential file, so a power loss can
+//   only lose a suffix of writes — the unsynced chosen marks together with
+//   everything after them, never a synced promise or accept. Nothing is
+//   answered on the strength of a chosen mark alone. (This takes one fsync
+//   per write off the leader's path: its chosen marks used to cost one.)
 // - record_applied() writes with sync=false: losing it only makes the node
 //   replay from an older applied point, and backends skip slots they already
 //   applied. The next synced write (RocksDB's WAL is one sequential file) makes

@@ -139,6 +139,7 @@ struct Node {
   std::uint64_t missed_ticks = 0;
   double slow = 0;  // probability of missing a tick (a slow clock)
   std::map<paxos::ProposalId, std::string> proposals;  // this incarnation's
+  std::deque<paxos::Ready> pending;  // persisting: early messages already sent
   bool up() const { return replica != nullptr; }
 };
 
@@ -174,8 +175,12 @@ class Simulation {
       restart_due();
       if (now_ + drain <= end) propose(!faulty);
       deliver();
+      complete_some();
       tick_all();
       check_leases();
+    }
+    for (Node& n : nodes_) {
+      if (n.up()) complete_pending(n);
     }
     if (ok()) check_end();
     result_.ok = ok();
@@ -232,6 +237,7 @@ class Simulation {
 
   void crash(Node& n) {
     n.replica.reset();  // everything not on n.disk is gone
+    n.pending.clear();  // writes in flight never reached the disk
     n.restart_at = now_ + rng_.between(3, 60);
     n.pause_until = 0;
     ++result_.crashes;
@@ -459,6 +465,47 @@ class Simulation {
   // ---- the driver's half of the Ready contract
   void process(Node& n) {
     paxos::Ready r = n.replica->take_ready();
+    if (!cfg_.async_persist) {
+      n.pending.push_back(std::move(r));
+      complete_pending(n);
+      return;
+    }
+    // Proposer and learner messages leave before the fsync (the server's
+    // storage thread); a crash may strike before the persist completes.
+    std::vector<paxos::Message> late;
+    for (auto& m : r.messages) {
+      if (paxos::may_send_before_persist(m)) {
+        send(std::move(m));
+      } else {
+        late.push_back(std::move(m));
+      }
+    }
+    r.messages = std::move(late);
+    n.pending.push_back(std::move(r));
+    if (cfg_.faults.crashes && now_ <= cfg_.fault_ticks && rng_.chance(0.0005)) {
+      crash(n);
+      return;
+    }
+    if (rng_.chance(0.5)) complete_pending(n);
+  }
+
+  // Some nodes' persists complete (a slow disk completes them later).
+  void complete_some() {
+    for (Node& n : nodes_) {
+      if (n.up() && !paused(n) && !n.pending.empty() && rng_.chance(0.7)) complete_pending(n);
+    }
+  }
+
+  void complete_pending(Node& n) {
+    while (!n.pending.empty()) {
+      paxos::Ready r = std::move(n.pending.front());
+      n.pending.pop_front();
+      complete(n, r);
+      if (!n.up()) return;
+    }
+  }
+
+  void complete(Node& n, paxos::Ready& r) {
     // 1. persist (the simulated fsync)
     if (r.persist.promised) n.disk.promised = *r.persist.promised;
     for (const auto& e : r.persist.accepted) {

@@ -44,6 +44,11 @@ struct SimConfig {
   std::uint32_t heal_ticks = 400;
   double proposals_per_tick = 1.5;
   paxos::Options options;  // planted_bug here turns on a known-bad behaviour
+  // Drive the core as the server does: messages that may go before persisting
+  // (paxos::may_send_before_persist) leave at once; the rest of a Ready waits
+  // in a per-node queue until its persist "completes" later, in order. A crash
+  // loses the queue (the writes never reached the disk).
+  bool async_persist = true;
   bool trace = false;       // print every event to stderr as it happens
   std::size_t trace_tail = 60;  // on failure, re-run and keep this many last events
 };
