@@ -37,9 +37,12 @@
 // so after a crash the store is exactly as of some applied position.
 // The batch is not fsync'd by default (option sync=true does): the node's own
 // log is, and at start-up the host replays every command above last_applied().
-// A crash of the machine may lose the tail of the store's writes (RocksDB
-// recovers a prefix of its write-ahead log), never half of one; a crash of the
-// process loses nothing (the writes are in the OS already).
+// By default the write-ahead log is not even written per apply: RocksDB keeps
+// it in a buffer (manual_wal_flush) until sync() writes and fsyncs it, which
+// the node does before it records an applied point. So applying costs no
+// system call. A crash (of the process or the machine) may lose the tail of the
+// store's writes since the last sync() — RocksDB recovers a prefix of its
+// write-ahead log, never half of one — and the node replays them from its log.
 //
 // Threads: apply() calls must be serialised; query() and last_applied() may run
 // concurrently with apply() and with each other (RocksDB is thread-safe; a
@@ -94,7 +97,8 @@ class KvStore {
 
   // The position of the last applied command (0 before the first).
   uint64_t last_applied() const { return last_applied_.load(std::memory_order_acquire); }
-  // fsyncs RocksDB's WAL: every apply so far survives a power loss. False with *error.
+  // Writes and fsyncs RocksDB's WAL: every apply so far survives a crash,
+  // also of the machine. False with *error.
   bool sync(std::string* error);
 
  private:

@@ -433,6 +433,7 @@ TEST(KvStoreCrash, LastAppliedAndDataAgreeAfterAKill) {
           if (!store->apply(at(position), cmd, &result, &error)) {
             std::_Exit(2);
           }
+          if (position == 200 && !store->sync(&error)) std::_Exit(3);
         }
         std::raise(SIGKILL);  // no close, no flush
       },
@@ -443,7 +444,10 @@ TEST(KvStoreCrash, LastAppliedAndDataAgreeAfterAKill) {
   auto store = KvStore::open({.data_dir = path}, &error);
   ASSERT_NE(store, nullptr) << error;
   uint64_t applied = store->last_applied();
-  EXPECT_EQ(applied, 300u);  // a process crash loses nothing the OS has
+  // What sync() covered survives; what came after may be lost, but only as a
+  // suffix: the data agrees with last_applied.
+  EXPECT_GE(applied, 200u);
+  EXPECT_LE(applied, 300u);
   std::string out;
   ASSERT_TRUE(store->query(List("k").SerializeAsString(), &out, &error));
   EXPECT_EQ(static_cast<uint64_t>(parse_result(out).keys_size()), applied);

@@ -56,10 +56,10 @@ TEST(RedisCommands, SetAndItsOptions) {
   Plan p = plan({"SET", "k", "v"});
   ASSERT_EQ(p.kind, Kind::kWrite);
   KvCommand c = payload_of(p);
-  EXPECT_EQ(c.op(), KvCommand::PUT);
-  EXPECT_EQ(c.key(), "k");
-  EXPECT_EQ(c.value(), "v");
-  EXPECT_FALSE(c.require_present());
+  EXPECT_EQ(c.op(), KvCommand::MPUT);  // blind: no read of the old value
+  ASSERT_EQ(c.keys_size(), 1);
+  EXPECT_EQ(c.keys(0), "k");
+  EXPECT_EQ(c.values(0), "v");
   EXPECT_EQ(render(p, result(KvResult::OK)), "+OK\r\n");
 
   p = plan({"set", "k", "v", "nx"});
