@@ -193,6 +193,11 @@ void Node::advance_clock() {
 void Node::on_tick() {
   advance_clock();
   expire_requests();
+  if (!redis_retries_.empty()) {
+    auto due = std::move(redis_retries_);
+    redis_retries_.clear();
+    for (auto& rr : due) redis_attempt(std::move(rr));
+  }
   record_applied(/*force=*/false);
   tick_timer_.expires_at(last_tick_ + std::chrono::milliseconds(cfg_.tick_ms));
   tick_timer_.async_wait([this](const asio::error_code& ec) {
@@ -228,14 +233,37 @@ void Node::on_client_request(net::ConnectionId conn, proto::ClientRequest&& req)
 
 void Node::on_redis_request(bool write, std::string payload, Reply reply) {
   advance_clock();
+  redis_attempt(RedisRequest{write, std::move(payload), std::move(reply),
+                             Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms)});
+}
+
+void Node::redis_attempt(RedisRequest rr) {
   proto::ClientRequest req;
-  if (write) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(rr.deadline -
+                                                                          Clock::now());
+  req.set_timeout_ms(static_cast<std::uint32_t>(std::max<std::int64_t>(1, left.count())));
+  // A Redis client cannot follow a leader hint: during a leader change the
+  // node retries for it, every tick until the deadline, whenever the answer
+  // says the command never entered the log (NOT_LEADER, UNAVAILABLE). Other
+  // answers, TIMEOUT (outcome unknown) included, go to the client as they are.
+  auto shared = std::make_shared<RedisRequest>(std::move(rr));
+  Reply reply = [this, shared](proto::ClientResponse&& r) {
+    const bool retry = (r.code() == Code::ClientResponse_Code_NOT_LEADER ||
+                        r.code() == Code::ClientResponse_Code_UNAVAILABLE) &&
+                       Clock::now() + std::chrono::milliseconds(cfg_.tick_ms) < shared->deadline;
+    if (retry) {
+      redis_retries_.push_back(std::move(*shared));
+      return;
+    }
+    shared->reply(std::move(r));
+  };
+  if (shared->write) {
     req.mutable_write()->set_backend(cfg_.redis_backend);
-    req.mutable_write()->set_payload(std::move(payload));
+    req.mutable_write()->set_payload(shared->payload);
     handle_write(req, std::move(reply));
   } else {
     req.mutable_read()->set_backend(cfg_.redis_backend);
-    req.mutable_read()->set_payload(std::move(payload));
+    req.mutable_read()->set_payload(shared->payload);
     req.mutable_read()->set_consistency(cfg_.redis_linearizable_reads ? proto::LINEARIZABLE
                                                                       : proto::LOCAL);
     handle_read(req, std::move(reply));
@@ -321,10 +349,12 @@ void Node::forward(proto::ClientRequest& req, Reply reply) {
     net::ClientConnectionOptions options;
     options.cluster_id = cfg_.cluster_id;
     net::ClientConnectionHandlers h;
+    h.on_connected = [this] { leader_conn_up_ = true; };
     h.on_response = [this](proto::ClientResponse&& r) { on_forward_response(std::move(r)); };
     h.on_closed = [this](const std::string& reason) {
       fail_forwarded("lost the connection to the leader: " + reason);
     };
+    leader_conn_up_ = false;
     leader_conn_ = std::make_unique<net::ClientConnection>(io_, options, std::move(h));
     leader_conn_id_ = leader;
     std::string error;
@@ -347,8 +377,14 @@ void Node::fail_forwarded(const std::string& why) {
   auto failed = std::move(forwarded_);
   forwarded_.clear();
   for (auto& [id, f] : failed) {
-    fail(f.reply, Code::ClientResponse_Code_TIMEOUT,
-         why + "; the outcome is unknown, retry with the same sequence");
+    if (leader_conn_up_) {
+      fail(f.reply, Code::ClientResponse_Code_TIMEOUT,
+           why + "; the outcome is unknown, retry with the same sequence");
+    } else {
+      // The connection never came up: nothing was sent.
+      fail(f.reply, Code::ClientResponse_Code_UNAVAILABLE,
+           why + " before the request was sent; retry");
+    }
   }
 }
 

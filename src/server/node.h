@@ -95,7 +95,14 @@ class Node {
   void handle_write(proto::ClientRequest& req, Reply reply);
   void handle_read(proto::ClientRequest& req, Reply reply);
   // A request of the Redis front end, as a native one of the configured backend.
+  struct RedisRequest {
+    bool write = false;
+    std::string payload;
+    Reply reply;
+    std::chrono::steady_clock::time_point deadline;
+  };
   void on_redis_request(bool write, std::string payload, Reply reply);
+  void redis_attempt(RedisRequest rr);
   // Not the leader: forward to it, or answer NOT_LEADER/UNAVAILABLE with a hint.
   void forward_or_redirect(proto::ClientRequest& req, Reply reply, bool no_forward);
   void forward(proto::ClientRequest& req, Reply reply);
@@ -135,6 +142,7 @@ class Node {
   std::size_t jobs_in_flight_ = 0;        // submitted to persister_, not yet released
   std::unique_ptr<net::Transport> transport_;
   std::unique_ptr<resp::RedisServer> redis_;
+  std::vector<RedisRequest> redis_retries_;  // tried again at the next tick
   std::unique_ptr<paxos::Replica> replica_;
   paxos::Rng rng_;
   std::chrono::steady_clock::time_point last_tick_;
@@ -160,6 +168,7 @@ class Node {
   std::deque<PendingRead> reads_;
   std::unique_ptr<net::ClientConnection> leader_conn_;
   paxos::NodeId leader_conn_id_ = paxos::kNoNode;
+  bool leader_conn_up_ = false;  // leader_conn_ connected (requests may have left)
   std::uint64_t next_forward_id_ = 1;
   std::unordered_map<std::uint64_t, Forwarded> forwarded_;
 };

@@ -261,3 +261,19 @@ def test_redis_benchmark_runs_against_synod(rc):
             assert f"{test}:" in out or f"{test} (" in out, out
     # Without -r every INCR hits one key: each was applied exactly once.
     assert cli(leader, "GET", "counter:__rand_int__") == "4000"
+
+
+def test_a_follower_retries_for_redis_clients_across_a_leader_change(rc):
+    """Redis clients cannot follow a leader hint: while a new leader is being
+    elected the node retries for them instead of answering TRYAGAIN."""
+    leader = rc.wait_for_leader()
+    follower = rc.followers(leader)[0]
+    assert cli(follower, "SET", "before", "1") == "OK"
+    leader.kill9()
+    start = time.time()
+    with socket.create_connection(("127.0.0.1", follower.redis_port)) as s:
+        s.sendall(resp("SET", "during", "2") + resp("INCR", "n") + resp("GET", "during"))
+        replies = recv_replies(s, 3)
+    assert replies == ["+OK", ":1", b"2"], replies
+    assert time.time() - start < 5.0
+    assert cli(follower, "GET", "before") == "1"
