@@ -1,5 +1,8 @@
 #include "codec/codec.h"
 
+#include <initializer_list>
+#include <variant>
+
 #include <type_traits>
 
 namespace synod::codec {
@@ -125,7 +128,84 @@ void to_proto(const paxos::Message& in, proto::PeerMessage* out) {
       in.body);
 }
 
+namespace {
+
+// What no correct peer sends, refused before the core sees it: slot numbers
+// and rounds near 2^64 (the core adds to them) and entry lists that are not
+// strictly ascending by slot (the core relies on that order, and a duplicate
+// slot with two values would trip its one-value-per-slot check).
+constexpr std::uint64_t kLimit = std::uint64_t{1} << 62;
+
+bool decode_body(const proto::PeerMessage& in, paxos::Message* out, std::string* error);
+
+template <typename Entries>
+bool entries_ok(const Entries& entries, std::string* error) {
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    if (entries[i].slot == 0 || entries[i].slot >= kLimit) {
+      *error = "entry slot " + std::to_string(entries[i].slot) + " out of range";
+      return false;
+    }
+    if (i > 0 && entries[i].slot <= entries[i - 1].slot) {
+      *error = "entries not strictly ascending by slot (" + std::to_string(entries[i - 1].slot) +
+               " then " + std::to_string(entries[i].slot) + ")";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool in_range(std::string* error, std::initializer_list<std::uint64_t> values) {
+  for (std::uint64_t v : values) {
+    if (v >= kLimit) {
+      *error = "slot or round " + std::to_string(v) + " out of range (at most 2^62 - 1)";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool valid(const paxos::Message& m, std::string* error) {
+  return std::visit(
+      [&](const auto& b) -> bool {
+        using T = std::decay_t<decltype(b)>;
+        if constexpr (std::is_same_v<T, paxos::Prepare>) {
+          return in_range(error, {b.ballot.round, b.from_slot});
+        } else if constexpr (std::is_same_v<T, paxos::Promise>) {
+          if (!in_range(error, {b.ballot.round, b.promised.round, b.from_slot, b.chosen_through})) {
+            return false;
+          }
+          for (const auto& e : b.entries) {
+            if (!in_range(error, {e.ballot.round})) return false;
+          }
+          return entries_ok(b.entries, error);
+        } else if constexpr (std::is_same_v<T, paxos::Accept>) {
+          return in_range(error, {b.ballot.round, b.slot, b.commit});
+        } else if constexpr (std::is_same_v<T, paxos::Accepted>) {
+          return in_range(error, {b.ballot.round, b.promised.round, b.slot, b.chosen_through});
+        } else if constexpr (std::is_same_v<T, paxos::Heartbeat>) {
+          return in_range(error, {b.ballot.round, b.commit});
+        } else if constexpr (std::is_same_v<T, paxos::HeartbeatReply>) {
+          return in_range(error, {b.ballot.round, b.promised.round, b.chosen_through});
+        } else if constexpr (std::is_same_v<T, paxos::CatchupRequest>) {
+          return in_range(error, {b.from_slot, b.to_slot});
+        } else if constexpr (std::is_same_v<T, paxos::CatchupReply>) {
+          return in_range(error, {b.chosen_through, b.first_slot}) && entries_ok(b.entries, error);
+        }
+        return true;
+      },
+      m.body);
+}
+
+}  // namespace
+
 bool from_proto(const proto::PeerMessage& in, paxos::Message* out, std::string* error) {
+  if (!decode_body(in, out, error)) return false;
+  return valid(*out, error);
+}
+
+namespace {
+
+bool decode_body(const proto::PeerMessage& in, paxos::Message* out, std::string* error) {
   out->from = in.from();
   out->to = in.to();
   switch (in.body_case()) {
@@ -199,5 +279,7 @@ bool from_proto(const proto::PeerMessage& in, paxos::Message* out, std::string* 
   *error = "peer message without a body";
   return false;
 }
+
+}  // namespace
 
 }  // namespace synod::codec

@@ -24,6 +24,8 @@ paxos::ValuePtr decode_value(std::string_view bytes, std::string* error);
 void to_proto(const paxos::Message& in, proto::PeerMessage* out);
 // False with *error when the message is malformed (no body, a missing value,
 // an unknown value kind): the caller drops it and logs.
+// Also refuses what no correct peer sends: a slot or round of 2^62 or more,
+// entries not strictly ascending by slot.
 bool from_proto(const proto::PeerMessage& in, paxos::Message* out, std::string* error);
 
 }  // namespace synod::codec

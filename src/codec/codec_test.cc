@@ -59,6 +59,35 @@ TEST(Codec, MalformedMessagesAreRefusedWithAReason) {
   EXPECT_NE(error.find("unknown value kind"), std::string::npos);
 }
 
+// What no correct peer sends: found by fuzzing (fuzz/regressions/peer_message_fuzz).
+TEST(Codec, OutOfRangeNumbersAndUnorderedEntriesAreRefused) {
+  const paxos::Ballot b{7, 2};
+  auto v = cmds({"a"});
+  auto refused = [](const paxos::Message& m, const std::string& want) {
+    proto::PeerMessage p;
+    to_proto(m, &p);
+    paxos::Message out;
+    std::string error;
+    EXPECT_FALSE(from_proto(p, &out, &error)) << paxos::to_string(m);
+    EXPECT_NE(error.find(want), std::string::npos) << error;
+  };
+  const std::uint64_t huge = ~std::uint64_t{0};
+  refused({1, 2, paxos::Prepare{paxos::Ballot{huge, 1}, 1}}, "out of range");
+  refused({1, 2, paxos::Accept{b, huge, v, 0}}, "out of range");
+  refused({1, 2, paxos::Heartbeat{b, std::uint64_t{1} << 62, 1}}, "out of range");
+  refused({2, 1, paxos::Promise{b, true, b, 1, huge, {}}}, "out of range");
+  // A duplicate slot with two values; a descending pair.
+  refused({1, 3, paxos::CatchupReply{{{2, v}, {2, paxos::noop_value()}}, 4, false, 0}},
+          "not strictly ascending");
+  refused({2, 1, paxos::Promise{b, true, b, 1, 0, {{6, b, v, false}, {5, b, v, false}}}},
+          "not strictly ascending");
+  refused({1, 3, paxos::CatchupReply{{{0, v}}, 4, false, 0}}, "entry slot 0");
+  // The largest accepted values still pass.
+  const std::uint64_t max = (std::uint64_t{1} << 62) - 1;
+  EXPECT_EQ(paxos::to_string(round_trip({1, 2, paxos::Accept{paxos::Ballot{max, 1}, max, v, max}})),
+            paxos::to_string(paxos::Message{1, 2, paxos::Accept{paxos::Ballot{max, 1}, max, v, max}}));
+}
+
 TEST(Codec, ValuesAsBytes) {
   auto v = cmds({"x", "y"});
   std::string error;
