@@ -298,8 +298,11 @@ TEST(CtlOutput, Json) {
   // Bytes that are not UTF-8 do not break the output.
   Result binary = result(Code::kOk);
   binary.value = "\xff\xfe";
-  EXPECT_NO_THROW((void)nlohmann::json::parse(
-      format_result(command(CtlCommand::Op::kGet), binary, true, false).out));
+  EXPECT_NO_THROW({
+    const auto parsed =
+        nlohmann::json::parse(format_result(command(CtlCommand::Op::kGet), binary, true, false).out);
+    EXPECT_TRUE(parsed.is_object());
+  });
 
   o = format_line_error("bad \"line\"\n", true);
   EXPECT_EQ(o.exit_code, 2);
