@@ -14,6 +14,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backends/kv/kv_store.h"
 #include "synod/backend.h"
@@ -110,6 +111,43 @@ int kv_apply(void* self, const synod_apply_context* ctx, const uint8_t* cmd, siz
   }
 }
 
+int kv_apply_batch(void* self, size_t n, const synod_apply_context* ctxs,
+                   const uint8_t* const* cmds, const size_t* lens, uint8_t** results,
+                   size_t* result_lens, char** error) {
+  if (self == nullptr || ctxs == nullptr || cmds == nullptr || lens == nullptr ||
+      results == nullptr || result_lens == nullptr) {
+    return fail(error, "apply_batch: NULL argument");
+  }
+  try {
+    std::vector<std::string_view> views(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (cmds[i] == nullptr && lens[i] != 0) return fail(error, "apply_batch: NULL command");
+      views[i] = std::string_view(reinterpret_cast<const char*>(cmds[i]), lens[i]);
+    }
+    std::vector<std::string> out;
+    std::string why;
+    if (!static_cast<KvStore*>(self)->apply_batch(n, ctxs, views.data(), &out, &why)) {
+      return fail(error, why);
+    }
+    // As for apply: if copying a result out fails, the batch is applied but
+    // its results lost; a retry gets "already applied" results.
+    for (size_t i = 0; i < n; ++i) {
+      if (!copy_out(out[i], &results[i], &result_lens[i])) {
+        for (size_t j = 0; j < i; ++j) {
+          std::free(results[j]);
+          results[j] = nullptr;
+        }
+        return fail(error, "apply_batch: out of memory for the results");
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(error, std::string("apply_batch: ") + e.what());
+  } catch (...) {
+    return fail(error, "apply_batch: unknown exception");
+  }
+}
+
 int kv_query(void* self, const uint8_t* req, size_t len, uint8_t** out, size_t* out_len,
              char** error) {
   if (self == nullptr || out == nullptr || out_len == nullptr || (req == nullptr && len != 0)) {
@@ -154,6 +192,7 @@ constexpr synod_backend_api kApi = {
     kv_close,
     kv_free_buffer,
     kv_sync,
+    kv_apply_batch,
 };
 
 }  // namespace

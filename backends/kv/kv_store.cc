@@ -3,6 +3,8 @@
 #include <rocksdb/db.h>
 #include <rocksdb/iterator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/comparator.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
 #include <rocksdb/write_batch.h>
 
 #include <charconv>
@@ -197,37 +199,54 @@ KvStore::~KvStore() {
 
 bool KvStore::apply(const synod_apply_context& ctx, std::string_view command, std::string* result,
                     std::string* error) {
-  const uint64_t last = last_applied_.load(std::memory_order_relaxed);
-  if (ctx.slot <= last) {
-    Result r;
-    r.error = "position " + std::to_string(ctx.slot) +
-              " was already applied (last applied: " + std::to_string(last) +
-              "); not applied again";
-    *result = encode_result(r);
-    return true;
-  }
+  std::vector<std::string> results;
+  if (!apply_batch(1, &ctx, &command, &results, error)) return false;
+  *result = std::move(results[0]);
+  return true;
+}
 
-  Command cmd;
-  Result r;
-  std::string why;
-  rocksdb::WriteBatch batch;
-  if (!decode_command(command, &cmd, &why)) {
-    r = bad_command(why);
-  } else if (!execute(cmd, &batch, &r, error)) {
-    return false;
+bool KvStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std::string_view* cmds,
+                          std::vector<std::string>* results, std::string* error) {
+  // One indexed write batch for all n: each command reads through it, so it
+  // sees the effects of the ones before it, as n separate applies would.
+  rocksdb::WriteBatchWithIndex batch(rocksdb::BytewiseComparator(), 0, /*overwrite_key=*/true);
+  const uint64_t last = last_applied_.load(std::memory_order_relaxed);
+  uint64_t position = last;
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const synod_apply_context& ctx = ctxs[i];
+    Result r;
+    if (ctx.slot <= position) {
+      r.error = "position " + std::to_string(ctx.slot) +
+                " was already applied (last applied: " + std::to_string(position) +
+                "); not applied again";
+      out.push_back(encode_result(r));
+      continue;
+    }
+    Command cmd;
+    std::string why;
+    if (!decode_command(cmds[i], &cmd, &why)) {
+      r = bad_command(why);
+    } else if (!execute(cmd, &batch, &r, error)) {
+      return false;  // nothing written
+    }
+    position = ctx.slot;
+    // Encoded before the write, so nothing can fail once the effect is durable.
+    out.push_back(encode_result(r));
   }
-  batch.Put(kAppliedKey, encode_position(ctx.slot));
-  // Encode before the write, so nothing can fail once the effect is durable.
-  std::string encoded = encode_result(r);
-  rocksdb::WriteOptions wo;
-  wo.sync = sync_;
-  rocksdb::Status s = db_->Write(wo, &batch);
-  if (!s.ok()) {
-    *error = "RocksDB write failed: " + s.ToString();
-    return false;
+  if (position != last) {
+    batch.Put(kAppliedKey, encode_position(position));
+    rocksdb::WriteOptions wo;
+    wo.sync = sync_;
+    rocksdb::Status s = db_->Write(wo, batch.GetWriteBatch());
+    if (!s.ok()) {
+      *error = "RocksDB write failed: " + s.ToString();
+      return false;
+    }
+    last_applied_.store(position, std::memory_order_release);
   }
-  last_applied_.store(ctx.slot, std::memory_order_release);
-  *result = std::move(encoded);
+  *results = std::move(out);
   return true;
 }
 
@@ -258,8 +277,12 @@ bool KvStore::query(std::string_view request, std::string* result, std::string* 
   return true;
 }
 
-bool KvStore::read(std::string_view key, std::string* value, bool* found, std::string* error) {
-  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), user_key(key), value);
+bool KvStore::read(std::string_view key, rocksdb::WriteBatchWithIndex* batch, std::string* value,
+                   bool* found, std::string* error) {
+  rocksdb::Status s =
+      batch != nullptr
+          ? batch->GetFromBatchAndDB(db_.get(), rocksdb::ReadOptions(), user_key(key), value)
+          : db_->Get(rocksdb::ReadOptions(), user_key(key), value);
   if (s.IsNotFound()) {
     *found = false;
     value->clear();
@@ -273,9 +296,12 @@ bool KvStore::read(std::string_view key, std::string* value, bool* found, std::s
   return true;
 }
 
-bool KvStore::list(const Command& cmd, Result* result, std::string* error) {
+bool KvStore::list(const Command& cmd, rocksdb::WriteBatchWithIndex* batch, Result* result,
+                   std::string* error) {
   std::string prefix = user_key(cmd.prefix);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  // In a batch: the store as the batch's earlier commands left it.
+  if (batch != nullptr) it.reset(batch->NewIteratorWithBase(it.release()));
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     rocksdb::Slice k = it->key();
     if (!k.starts_with(prefix)) break;
@@ -295,10 +321,10 @@ bool KvStore::list(const Command& cmd, Result* result, std::string* error) {
   return true;
 }
 
-bool KvStore::execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* result,
+bool KvStore::execute(const Command& cmd, rocksdb::WriteBatchWithIndex* batch, Result* result,
                       std::string* error) {
   const auto op = static_cast<Op>(cmd.op);
-  if (op == Op::kList || op == Op::kCount) return list(cmd, result, error);
+  if (op == Op::kList || op == Op::kCount) return list(cmd, batch, result, error);
   if (op == Op::kMget || op == Op::kMput || op == Op::kMdelete) {
     return execute_multi(cmd, batch, result, error);
   }
@@ -321,7 +347,7 @@ bool KvStore::execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* re
 
   std::string current;
   bool found = false;
-  if (!read(cmd.key, &current, &found, error)) return false;
+  if (!read(cmd.key, batch, &current, &found, error)) return false;
   Result& r = *result;
   r = Result{};
   switch (op) {
@@ -393,7 +419,7 @@ bool KvStore::execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* re
   return true;
 }
 
-bool KvStore::execute_multi(const Command& cmd, rocksdb::WriteBatch* batch, Result* result,
+bool KvStore::execute_multi(const Command& cmd, rocksdb::WriteBatchWithIndex* batch, Result* result,
                             std::string* error) {
   const auto op = static_cast<Op>(cmd.op);
   Result& r = *result;
@@ -418,7 +444,9 @@ bool KvStore::execute_multi(const Command& cmd, rocksdb::WriteBatch* batch, Resu
     case Op::kMget:
       r.entries.resize(cmd.keys.size());
       for (size_t i = 0; i < cmd.keys.size(); ++i) {
-        if (!read(cmd.keys[i], &r.entries[i].value, &r.entries[i].found, error)) return false;
+        if (!read(cmd.keys[i], batch, &r.entries[i].value, &r.entries[i].found, error)) {
+          return false;
+        }
       }
       return true;
     case Op::kMput:
@@ -433,7 +461,7 @@ bool KvStore::execute_multi(const Command& cmd, rocksdb::WriteBatch* batch, Resu
       for (const auto& key : cmd.keys) {
         if (!seen.insert(key).second) continue;
         bool found = false;
-        if (!read(key, &ignored, &found, error)) return false;
+        if (!read(key, batch, &ignored, &found, error)) return false;
         if (!found) continue;
         batch->Delete(slice(user_key(key)));
         ++r.number;

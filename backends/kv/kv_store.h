@@ -54,13 +54,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backends/kv/kv_codec.h"
 #include "synod/backend.h"
 
 namespace rocksdb {
 class DB;
-class WriteBatch;
+class WriteBatchWithIndex;
 }  // namespace rocksdb
 
 namespace synod::kv {
@@ -89,6 +90,12 @@ class KvStore {
   // failed); nothing was applied.
   bool apply(const synod_apply_context& ctx, std::string_view command, std::string* result,
              std::string* error);
+  // n commands at once (synod_backend_api::apply_batch): the same results as n
+  // apply() calls, each command seeing the ones before it, written in ONE
+  // RocksDB write. True: *results holds n KvResults. False: *error, and
+  // nothing was applied.
+  bool apply_batch(size_t n, const synod_apply_context* ctxs, const std::string_view* cmds,
+                   std::vector<std::string>* results, std::string* error);
 
   // GET or LIST against the current state. True with the KvResult bytes (a
   // malformed request or a write op is a BAD_COMMAND result); false with
@@ -104,14 +111,17 @@ class KvStore {
  private:
   KvStore(std::unique_ptr<rocksdb::DB> db, const Config& config, uint64_t last_applied);
 
-  // Executes `cmd`, adding its writes to `batch` (nullptr: read-only). False
-  // only when RocksDB fails.
-  bool execute(const Command& cmd, rocksdb::WriteBatch* batch, Result* result, std::string* error);
-  bool read(std::string_view key, std::string* value, bool* found, std::string* error);
+  // Executes `cmd`, adding its writes to `batch` and reading through it
+  // (nullptr: read-only, reads the database). False only when RocksDB fails.
+  bool execute(const Command& cmd, rocksdb::WriteBatchWithIndex* batch, Result* result,
+               std::string* error);
+  bool read(std::string_view key, rocksdb::WriteBatchWithIndex* batch, std::string* value,
+            bool* found, std::string* error);
   // LIST and COUNT.
-  bool list(const Command& cmd, Result* result, std::string* error);
+  bool list(const Command& cmd, rocksdb::WriteBatchWithIndex* batch, Result* result,
+            std::string* error);
   // MGET, MPUT and MDELETE.
-  bool execute_multi(const Command& cmd, rocksdb::WriteBatch* batch, Result* result,
+  bool execute_multi(const Command& cmd, rocksdb::WriteBatchWithIndex* batch, Result* result,
                      std::string* error);
 
   std::unique_ptr<rocksdb::DB> db_;

@@ -167,6 +167,21 @@ typedef struct synod_backend_api {
    * a power loss. 0 on success; non-zero with *error (the host stops applying
    * and retries, as for apply()). May be NULL when apply() is durable already. */
   int (*sync)(void* self, char** error);
+
+  /* ---- Appended later; struct_size says whether a backend has them. ---- */
+
+  /* Optional (NULL, or absent from a smaller table: the host calls apply() once
+   * per command). Applies n >= 1 commands in order, exactly as n apply() calls
+   * would — same effects, same results, each command seeing the effects of the
+   * ones before it — but may write them together (one transaction, one write
+   * batch). ctxs[i], cmds[i] and lens[i] describe command i; positions ascend.
+   * Returns 0 when all were applied: results[i] / result_lens[i] hold command
+   * i's result (each a buffer for free_buffer, or NULL when its length is 0).
+   * Returns non-zero with *error when none was applied (all or nothing; the
+   * host stops applying and retries), leaving every results[i] NULL. */
+  int (*apply_batch)(void* self, size_t n, const synod_apply_context* ctxs,
+                     const uint8_t* const* cmds, const size_t* lens, uint8_t** results,
+                     size_t* result_lens, char** error);
 } synod_backend_api;
 
 /* The entry point: returns the backend's static table (never NULL for a

@@ -8,6 +8,11 @@
 #include <vector>
 
 namespace synod::backend {
+
+// Every table has at least the functions of the first ABI 1 header (up to
+// sync); the ones appended since are optional (struct_size says).
+constexpr std::size_t kBaseTableSize =
+    offsetof(synod_backend_api, sync) + sizeof(synod_backend_api::sync);
 namespace {
 
 // The functions every ABI-1 backend must have (snapshot/restore may be NULL).
@@ -101,10 +106,10 @@ std::optional<Backend> Backend::load(const std::string& path, const Options& opt
              ")";
     return std::nullopt;
   }
-  if (api->struct_size < sizeof(synod_backend_api)) {
+  if (api->struct_size < kBaseTableSize) {
     *error = "backend " + label + " has a function table of " + std::to_string(api->struct_size) +
-             " bytes, ABI version " + std::to_string(SYNOD_BACKEND_ABI_VERSION) + " needs " +
-             std::to_string(sizeof(synod_backend_api)) + " (" + path + ")";
+             " bytes, ABI version " + std::to_string(SYNOD_BACKEND_ABI_VERSION) +
+             " needs at least " + std::to_string(kBaseTableSize) + " (" + path + ")";
     return std::nullopt;
   }
   if (api->name == nullptr || !valid_name(api->name)) {
@@ -147,6 +152,10 @@ std::optional<Backend> Backend::load(const std::string& path, const Options& opt
 Backend::Backend(Library library, const synod_backend_api* api, void* instance, std::string path)
     : library_(std::move(library)),
       api_(api),
+      apply_batch_(api->struct_size >= offsetof(synod_backend_api, apply_batch) +
+                                            sizeof(api->apply_batch)
+                       ? api->apply_batch
+                       : nullptr),
       instance_(instance),
       name_(api->name),
       path_(std::move(path)) {}
@@ -154,6 +163,7 @@ Backend::Backend(Library library, const synod_backend_api* api, void* instance, 
 Backend::Backend(Backend&& other) noexcept
     : library_(std::move(other.library_)),
       api_(std::exchange(other.api_, nullptr)),
+      apply_batch_(std::exchange(other.apply_batch_, nullptr)),
       instance_(std::exchange(other.instance_, nullptr)),
       name_(std::move(other.name_)),
       path_(std::move(other.path_)) {}
@@ -163,6 +173,7 @@ Backend& Backend::operator=(Backend&& other) noexcept {
     close();
     library_ = std::move(other.library_);
     api_ = std::exchange(other.api_, nullptr);
+    apply_batch_ = std::exchange(other.apply_batch_, nullptr);
     instance_ = std::exchange(other.instance_, nullptr);
     name_ = std::move(other.name_);
     path_ = std::move(other.path_);
@@ -210,6 +221,49 @@ Result Backend::apply(const synod_apply_context& ctx, std::string_view command) 
   result.ok = true;
   result.bytes = take(out, out_len);
   return result;
+}
+
+bool Backend::apply_batch(const std::vector<synod_apply_context>& ctxs,
+                          const std::vector<std::string_view>& commands,
+                          std::vector<Result>* results, std::string* error) {
+  const std::size_t n = ctxs.size();
+  if (n == 0) return true;
+  if (apply_batch_ == nullptr || n == 1) {
+    for (std::size_t i = 0; i < n; ++i) {
+      Result r = apply(ctxs[i], commands[i]);
+      if (!r.ok) {
+        *error = std::move(r.error);
+        return false;
+      }
+      results->push_back(std::move(r));
+    }
+    return true;
+  }
+  std::vector<const uint8_t*> cmds(n);
+  std::vector<size_t> lens(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    cmds[i] = reinterpret_cast<const uint8_t*>(commands[i].data());
+    lens[i] = commands[i].size();
+  }
+  std::vector<uint8_t*> outs(n, nullptr);
+  std::vector<size_t> out_lens(n, 0);
+  char* err = nullptr;
+  const int rc = apply_batch_(instance_, n, ctxs.data(), cmds.data(), lens.data(), outs.data(),
+                              out_lens.data(), &err);
+  if (rc != 0) {
+    for (uint8_t* p : outs) take(p, 0);
+    *error = take_error(err, "apply of positions " + std::to_string(ctxs.front().slot) + "-" +
+                                 std::to_string(ctxs.back().slot));
+    return false;
+  }
+  api_->free_buffer(err);
+  for (std::size_t i = 0; i < n; ++i) {
+    Result r;
+    r.ok = true;
+    r.bytes = take(outs[i], out_lens[i]);
+    results->push_back(std::move(r));
+  }
+  return true;
 }
 
 Result Backend::query(std::string_view request) {

@@ -19,6 +19,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "synod/backend.h"
 
@@ -64,6 +65,17 @@ class Backend {
   // Applies one chosen command at position ctx.slot (see
   // synod_backend_api::apply). Calls must be serialised by the caller.
   Result apply(const synod_apply_context& ctx, std::string_view command);
+  // Applies commands[i] at positions ctxs[i] in order, as apply() calls would.
+  // Appends one result per applied command to *results and returns true when
+  // all were applied. False with *error when command results->size() (of those
+  // given) could not be: with the backend's apply_batch nothing of the batch
+  // was applied; without it, the commands before that one were (one apply()
+  // each). Calls must be serialised by the caller.
+  bool apply_batch(const std::vector<synod_apply_context>& ctxs,
+                   const std::vector<std::string_view>& commands, std::vector<Result>* results,
+                   std::string* error);
+  // Whether the backend applies a batch in one step (apply_batch in its table).
+  bool batches() const { return apply_batch_ != nullptr; }
   // A read-only request, from any thread.
   Result query(std::string_view request);
   // The position of the last applied command; 0 before the first.
@@ -94,6 +106,8 @@ class Backend {
 
   Library library_;
   const synod_backend_api* api_ = nullptr;
+  // api_->apply_batch when the table has it (struct_size), else nullptr.
+  decltype(synod_backend_api::apply_batch) apply_batch_ = nullptr;
   void* instance_ = nullptr;
   std::string name_;
   std::string path_;

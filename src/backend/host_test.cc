@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <filesystem>
 #include <string>
 
@@ -111,9 +112,48 @@ TEST(BackendHost, TooSmallTableIsRefused) {
   std::string error;
   EXPECT_FALSE(host.load(lib("synod_test_small"), {}, &error));
   EXPECT_NE(error.find("backend echo has a function table of "), std::string::npos) << error;
-  EXPECT_NE(error.find("ABI version 1 needs " + std::to_string(sizeof(synod_backend_api))),
+  EXPECT_NE(error.find("ABI version 1 needs at least " +
+                       std::to_string(offsetof(synod_backend_api, apply_batch))),
             std::string::npos)
       << error;
+}
+
+TEST(BackendHost, ApplyBatchInOneCallOrOneApplyEach) {
+  BackendHost host = test_host();
+  std::string error;
+  ASSERT_TRUE(host.load("echo", {}, &error)) << error;
+  // A table of the first ABI 1 header (no apply_batch) still loads.
+  ASSERT_TRUE(host.load("echo_base", {}, &error)) << error;
+  Backend* batching = host.get("echo");
+  Backend* base = host.get("echo_base");
+  EXPECT_TRUE(batching->batches());
+  EXPECT_FALSE(base->batches());
+  const std::vector<synod_apply_context> ctxs = {at(1), at(2), at(5)};
+  const std::vector<std::string_view> cmds = {"a", "", "c"};
+  std::vector<Result> results;
+  ASSERT_TRUE(batching->apply_batch(ctxs, cmds, &results, &error)) << error;
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].bytes, "batch:a");
+  EXPECT_EQ(results[1].bytes, "batch:");
+  EXPECT_EQ(results[2].bytes, "batch:c");
+  EXPECT_EQ(batching->last_applied(), 5u);
+  results.clear();
+  ASSERT_TRUE(base->apply_batch(ctxs, cmds, &results, &error)) << error;
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].bytes, "a");  // one apply() each
+  EXPECT_EQ(results[2].bytes, "c");
+  EXPECT_EQ(base->last_applied(), 5u);
+}
+
+TEST(BackendHost, AFailedBatchAppliesNothing) {
+  BackendHost host = test_host();
+  std::string error;
+  ASSERT_TRUE(host.load("echo", {{"fail_apply", "disk on fire"}}, &error)) << error;
+  std::vector<Result> results;
+  EXPECT_FALSE(host.get("echo")->apply_batch({at(1), at(2)}, {"a", "b"}, &results, &error));
+  EXPECT_TRUE(results.empty());
+  EXPECT_EQ(error, "backend echo: apply of positions 1-2 failed: disk on fire");
+  EXPECT_EQ(host.last_applied("echo"), 0u);
 }
 
 TEST(BackendHost, MissingFunctionIsRefused) {

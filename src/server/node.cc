@@ -601,78 +601,133 @@ void Node::record_applied(bool force) {
 
 bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
   if (value.kind != paxos::ValueKind::kCommands) return true;
-  const std::uint64_t position_before = applied_position_;
-  for (const std::string& bytes : value.commands) {
-    const std::uint64_t position = applied_position_ + 1;
+  // 1. What each command of the slot is, in order: garbage, a retry of an
+  //    applied command (exactly-once), already in its backend (applied before
+  //    a crash), or to apply. Retries are judged against the sessions as the
+  //    earlier commands of this slot leave them.
+  enum class Kind { kGarbage, kRetry, kRetryInSlot, kAlreadyApplied, kApply };
+  struct Item {
+    Kind kind = Kind::kGarbage;
     proto::Command cmd;
+    std::uint64_t position = 0;
+    std::size_t original = 0;  // kRetryInSlot: the command of this slot it repeats
     std::string result;
     bool have_result = true;
-    if (!cmd.ParseFromString(bytes)) {
-      result.clear();  // deterministic: every node skips the same garbage
-      have_result = false;
-    } else if (cmd.client_id() != 0 && sessions_.contains(cmd.client_id()) &&
-               cmd.sequence() <= sessions_[cmd.client_id()].sequence) {
-      // A retry of an applied command: not applied again.
-      result = sessions_[cmd.client_id()].result;
-    } else {
-      backend::Backend* b = backends_.get(cmd.backend());
-      if (b == nullptr) {
-        apply_error_ = "slot " + std::to_string(slot) + " is for backend '" + cmd.backend() +
-                       "', which this node has not loaded";
-      } else if (b->last_applied() >= position) {
-        have_result = false;  // applied before a crash; the result is not kept
-      } else {
-        synod_apply_context ctx{position, cmd.timestamp_ms(), cmd.random_seed()};
-        backend::Result r = b->apply(ctx, cmd.payload());
-        if (!r.ok) apply_error_ = "backend '" + cmd.backend() + "': " + r.error;
-        result = std::move(r.bytes);
-      }
-      if (!apply_error_.empty()) {
-        applied_position_ = position_before;
-        spdlog::error("node {}: applying stalled at slot {}: {} (retrying)", cfg_.id, slot,
-                      apply_error_);
-        apply_retry_timer_.expires_after(std::chrono::milliseconds(500));
-        apply_retry_timer_.async_wait([this](const asio::error_code& ec) {
-          if (ec) return;
-          apply_error_.clear();
-          apply_committed();
-          serve_reads();
-        });
-        return false;
-      }
-      if (cmd.client_id() != 0) {
-        Session& s = sessions_[cmd.client_id()];
-        s = Session{cmd.sequence(), result, cmd.timestamp_ms()};
-        dirty_sessions_[cmd.client_id()] = s;
-      }
+  };
+  std::vector<Item> items(value.commands.size());
+  std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::size_t>> in_slot;  // client ->
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    Item& it = items[i];
+    it.position = applied_position_ + 1 + i;
+    if (!it.cmd.ParseFromString(value.commands[i])) {
+      it.have_result = false;  // deterministic: every node skips the same garbage
+      continue;
     }
-    applied_position_ = position;
+    const std::uint64_t client = it.cmd.client_id();
+    if (client != 0) {
+      if (auto s = in_slot.find(client);
+          s != in_slot.end() && it.cmd.sequence() <= s->second.first) {
+        it.kind = Kind::kRetryInSlot;
+        it.original = s->second.second;
+        continue;
+      }
+      if (auto s = sessions_.find(client);
+          s != sessions_.end() && it.cmd.sequence() <= s->second.sequence) {
+        it.kind = Kind::kRetry;
+        it.result = s->second.result;
+        continue;
+      }
+      in_slot[client] = {it.cmd.sequence(), i};
+    }
+    backend::Backend* b = backends_.get(it.cmd.backend());
+    if (b == nullptr) {
+      return stall_apply(slot, "slot " + std::to_string(slot) + " is for backend '" +
+                                   it.cmd.backend() + "', which this node has not loaded");
+    }
+    it.kind = b->last_applied() >= it.position ? Kind::kAlreadyApplied : Kind::kApply;
+    if (it.kind == Kind::kAlreadyApplied) it.have_result = false;  // the result is not kept
+  }
+  // 2. Apply, one batch per run of commands for the same backend (one write
+  //    per batch in a backend that batches). On an error nothing of this slot
+  //    is recorded here; the slot is applied again later, and what a backend
+  //    already has it skips by position.
+  for (std::size_t i = 0; i < items.size();) {
+    if (items[i].kind != Kind::kApply) {
+      ++i;
+      continue;
+    }
+    const std::string& name = items[i].cmd.backend();
+    std::vector<std::size_t> run;
+    std::vector<synod_apply_context> ctxs;
+    std::vector<std::string_view> cmds;
+    for (; i < items.size() && (items[i].kind != Kind::kApply || items[i].cmd.backend() == name);
+         ++i) {
+      if (items[i].kind != Kind::kApply) continue;
+      const proto::Command& c = items[i].cmd;
+      run.push_back(i);
+      ctxs.push_back(synod_apply_context{items[i].position, c.timestamp_ms(), c.random_seed()});
+      cmds.push_back(c.payload());
+    }
+    std::vector<backend::Result> results;
+    std::string error;
+    if (!backends_.get(name)->apply_batch(ctxs, cmds, &results, &error)) {
+      return stall_apply(slot, error);
+    }
+    for (std::size_t j = 0; j < run.size(); ++j) items[run[j]].result = std::move(results[j].bytes);
+  }
+  // 3. Record and answer, in order.
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    Item& it = items[i];
+    if (it.kind == Kind::kRetryInSlot) {
+      it.result = items[it.original].result;
+      it.have_result = items[it.original].have_result;
+    }
+    const proto::Command& cmd = it.cmd;
+    if ((it.kind == Kind::kApply || it.kind == Kind::kAlreadyApplied) && cmd.client_id() != 0) {
+      Session& s = sessions_[cmd.client_id()];
+      s = Session{cmd.sequence(), it.result, cmd.timestamp_ms()};
+      dirty_sessions_[cmd.client_id()] = s;
+    }
+    applied_position_ = it.position;
     log_time_ms_ = std::max(log_time_ms_, cmd.timestamp_ms());
     auto w = writes_.find(cmd.tag());
     if (w != writes_.end() && cmd.tag() != 0) {
       proto::ClientResponse r;
       r.set_code(Code::ClientResponse_Code_OK);
       r.set_slot(slot);
-      r.set_result(result);
-      if (!have_result) r.set_error("applied; the result was lost in a restart");
+      r.set_result(it.result);
+      if (!it.have_result) r.set_error("applied; the result was lost in a restart");
       Reply reply = std::move(w->second.reply);
       writes_.erase(w);
       reply(std::move(r));
     }
     // Deterministic expiry: by log time, at the same positions on every node.
-    if (position % 1024 == 0) {
-      for (auto it = sessions_.begin(); it != sessions_.end();) {
-        if (it->second.last_ms + static_cast<std::int64_t>(cfg_.session_ttl_ms) < log_time_ms_) {
-          erased_sessions_.push_back(it->first);
-          dirty_sessions_.erase(it->first);
-          it = sessions_.erase(it);
+    if (it.position % 1024 == 0) {
+      for (auto s = sessions_.begin(); s != sessions_.end();) {
+        if (s->second.last_ms + static_cast<std::int64_t>(cfg_.session_ttl_ms) < log_time_ms_) {
+          erased_sessions_.push_back(s->first);
+          dirty_sessions_.erase(s->first);
+          s = sessions_.erase(s);
         } else {
-          ++it;
+          ++s;
         }
       }
     }
   }
   return true;
+}
+
+bool Node::stall_apply(paxos::Slot slot, const std::string& why) {
+  apply_error_ = why;
+  spdlog::error("node {}: applying stalled at slot {}: {} (retrying)", cfg_.id, slot, why);
+  apply_retry_timer_.expires_after(std::chrono::milliseconds(500));
+  apply_retry_timer_.async_wait([this](const asio::error_code& ec) {
+    if (ec) return;
+    apply_error_.clear();
+    apply_committed();
+    serve_reads();
+  });
+  return false;
 }
 
 void Node::serve_reads() {

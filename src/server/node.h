@@ -119,6 +119,8 @@ class Node {
   void apply_committed();
   void record_applied(bool force);
   bool apply_slot(paxos::Slot slot, const paxos::Value& value);
+  // Stops applying at `slot` with `why` (status, logs) and retries it later.
+  bool stall_apply(paxos::Slot slot, const std::string& why);
   void serve_reads();
   void expire_requests();
   void reload_after_disk_error();

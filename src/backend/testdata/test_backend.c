@@ -6,6 +6,9 @@
  * a number. Compile-time switches make the broken variants the host must refuse:
  *   TEST_ABI_VERSION  the table's abi_version
  *   TEST_SMALL_TABLE  a struct_size that ends before close and free_buffer
+ *   TEST_BASE_TABLE   the table of the first ABI 1 header (no apply_batch): valid
+ * echo implements apply_batch as "batch:" + each command (so a test can tell
+ * which path the host took); "fail_apply" fails a batch as a whole.
  *   TEST_NAME         the table's name
  *   TEST_NO_ENTRY     export something else instead of synod_backend_entry
  *   TEST_NO_APPLY     leave apply NULL
@@ -25,6 +28,8 @@
 #endif
 #ifdef TEST_SMALL_TABLE
 #define TEST_STRUCT_SIZE offsetof(synod_backend_api, close)
+#elif defined(TEST_BASE_TABLE)
+#define TEST_STRUCT_SIZE offsetof(synod_backend_api, apply_batch)
 #else
 #define TEST_STRUCT_SIZE sizeof(synod_backend_api)
 #endif
@@ -89,6 +94,32 @@ static int echo_apply(void* self, const synod_apply_context* ctx, const uint8_t*
   if (ctx->slot <= b->last_applied) return copy_bytes("already applied", NULL, 0, out, out_len);
   b->last_applied = ctx->slot;
   return copy_bytes("", cmd, len, out, out_len);
+}
+
+static int echo_apply_batch(void* self, size_t n, const synod_apply_context* ctxs,
+                            const uint8_t* const* cmds, const size_t* lens, uint8_t** results,
+                            size_t* result_lens, char** error) {
+  echo_backend* b = (echo_backend*)self;
+  size_t i;
+  if (b->fail_apply != NULL) {
+    *error = copy_string(b->fail_apply);
+    return 1;
+  }
+  for (i = 0; i < n; i++) {
+    if (copy_bytes(ctxs[i].slot <= b->last_applied ? "already applied" : "batch:", cmds[i],
+                   ctxs[i].slot <= b->last_applied ? 0 : lens[i], &results[i],
+                   &result_lens[i]) != 0) {
+      size_t j;
+      for (j = 0; j < i; j++) {
+        free(results[j]);
+        results[j] = NULL;
+      }
+      *error = copy_string("out of memory");
+      return 1;
+    }
+    if (ctxs[i].slot > b->last_applied) b->last_applied = ctxs[i].slot;
+  }
+  return 0;
 }
 
 static int echo_query(void* self, const uint8_t* req, size_t len, uint8_t** out, size_t* out_len,
@@ -179,6 +210,7 @@ static const synod_backend_api kApi = {
     echo_close,
     echo_free_buffer,
     NULL, /* sync: applies are durable already */
+    echo_apply_batch,
 };
 
 #ifdef TEST_NO_ENTRY
