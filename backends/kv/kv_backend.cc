@@ -18,35 +18,13 @@
 
 #include "backends/kv/kv_store.h"
 #include "synod/backend.h"
+#include "synod/backend_util.hpp"
 
 namespace synod::kv {
 namespace {
 
-// Buffers cross the ABI as malloc'd memory, freed by kv_free_buffer.
-char* copy_error(const std::string& message) {
-  char* p = static_cast<char*>(std::malloc(message.size() + 1));
-  if (p != nullptr) std::memcpy(p, message.c_str(), message.size() + 1);
-  return p;
-}
-
-// Fills *out / *out_len; false when out of memory.
-bool copy_out(const std::string& bytes, uint8_t** out, size_t* out_len) {
-  *out = nullptr;
-  *out_len = 0;
-  if (bytes.empty()) return true;
-  auto* p = static_cast<uint8_t*>(std::malloc(bytes.size()));
-  if (p == nullptr) return false;
-  std::memcpy(p, bytes.data(), bytes.size());
-  *out = p;
-  *out_len = bytes.size();
-  return true;
-}
-
-// Sets *error (when the host gave a place for it) and returns the failure code.
-int fail(char** error, const std::string& message) {
-  if (error != nullptr) *error = copy_error(message);
-  return 1;
-}
+using backend_util::copy_out;
+using backend_util::fail;
 
 void* kv_open(const char* const* keys, const char* const* values, size_t n, char** error) {
   try {
@@ -171,7 +149,6 @@ uint64_t kv_last_applied(void* self) { return static_cast<KvStore*>(self)->last_
 
 void kv_close(void* self) { delete static_cast<KvStore*>(self); }
 
-void kv_free_buffer(void* p) { std::free(p); }
 
 int kv_sync(void* self, char** error) {
   std::string message;
@@ -190,7 +167,7 @@ constexpr synod_backend_api kApi = {
     nullptr,  // snapshot: a later issue
     nullptr,  // restore
     kv_close,
-    kv_free_buffer,
+    backend_util::free_buffer,
     kv_sync,
     kv_apply_batch,
 };

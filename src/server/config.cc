@@ -118,6 +118,14 @@ bool validate(Config* c, std::string* error) {
     return false;
   }
   if (c->backends.empty()) c->backends.push_back("kv");
+  for (std::size_t i = 0; i < c->backends.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (c->backends[i] == c->backends[j]) {
+        *error = "--backend " + c->backends[i] + " given twice";
+        return false;
+      }
+    }
+  }
   for (const auto& [name, opts] : c->backend_options) {
     bool known = false;
     for (const auto& b : c->backends) known = known || b == name;

@@ -67,6 +67,13 @@ TEST(Config, RefusesInconsistentSettingsWithAClearMessage) {
                       "1=127.0.0.1:1", "--backend-option", "sql.x=1"},
                      &e, &error));
   EXPECT_NE(error.find("not a loaded --backend"), std::string::npos) << error;
+
+  Config f;
+  EXPECT_FALSE(parse({"--id", "1", "--data-dir", "d", "--listen", "127.0.0.1:1", "--peers",
+                      "1=127.0.0.1:1", "--backend", "kv", "--backend", "sqlite", "--backend",
+                      "kv"},
+                     &f, &error));
+  EXPECT_EQ(error, "--backend kv given twice");
 }
 
 }  // namespace

@@ -1,0 +1,550 @@
+#include "backends/sqlite/sql_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+namespace synod::sql {
+namespace {
+
+using nlohmann::json;
+
+// ---------------------------------------------------------------- determinism
+
+// The clock of the command being applied (unix ms), read by the VFS below.
+// Applies are serialised (backend.h), but a thread_local keeps two stores in
+// one process (tests) from seeing each other's time.
+thread_local std::int64_t t_now_ms = 0;
+
+// Unix epoch as a Julian day, in ms (SQLite's clock is Julian days).
+constexpr std::int64_t kUnixEpochJulianMs = 210866760000000LL;
+
+int deterministic_time64(sqlite3_vfs*, sqlite3_int64* out) {
+  *out = t_now_ms + kUnixEpochJulianMs;
+  return SQLITE_OK;
+}
+
+int deterministic_time(sqlite3_vfs*, double* out) {
+  *out = static_cast<double>(t_now_ms + kUnixEpochJulianMs) / 86400000.0;
+  return SQLITE_OK;
+}
+
+constexpr const char* kVfsName = "synod-deterministic";
+
+// The default VFS with the command's time as its clock.
+bool register_vfs(std::string* error) {
+  static std::once_flag once;
+  static int rc = SQLITE_OK;
+  static sqlite3_vfs vfs;
+  std::call_once(once, [] {
+    sqlite3_vfs* base = sqlite3_vfs_find(nullptr);
+    if (base == nullptr) {
+      rc = SQLITE_ERROR;
+      return;
+    }
+    vfs = *base;
+    vfs.zName = kVfsName;
+    vfs.pNext = nullptr;
+    vfs.xCurrentTime = deterministic_time;
+    if (vfs.iVersion >= 2) vfs.xCurrentTimeInt64 = deterministic_time64;
+    rc = sqlite3_vfs_register(&vfs, /*makeDflt=*/0);
+  });
+  if (rc != SQLITE_OK) *error = "cannot register SQLite's deterministic VFS";
+  return rc == SQLITE_OK;
+}
+
+// splitmix64: the generator behind random() and randomblob() during applies.
+struct Rng {
+  std::uint64_t state = 0;
+  std::uint64_t next() {
+    std::uint64_t z = (state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  }
+};
+
+void fn_random(sqlite3_context* ctx, int, sqlite3_value**) {
+  auto* rng = static_cast<Rng*>(sqlite3_user_data(ctx));
+  sqlite3_result_int64(ctx, static_cast<sqlite3_int64>(rng->next()));
+}
+
+void fn_randomblob(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  auto* rng = static_cast<Rng*>(sqlite3_user_data(ctx));
+  sqlite3_int64 n = sqlite3_value_int64(argv[0]);
+  if (n < 1) n = 1;
+  if (n > 1'000'000'000) {
+    sqlite3_result_error_toobig(ctx);
+    return;
+  }
+  std::string bytes(static_cast<size_t>(n), '\0');
+  for (size_t i = 0; i < bytes.size(); i += 8) {
+    const std::uint64_t r = rng->next();
+    std::memcpy(bytes.data() + i, &r, std::min<size_t>(8, bytes.size() - i));
+  }
+  sqlite3_result_blob64(ctx, bytes.data(), bytes.size(), SQLITE_TRANSIENT);
+}
+
+// ---------------------------------------------------------------- the authorizer
+
+struct Guard {
+  bool internal = false;  // the backend's own statements: everything allowed
+  bool writes = true;     // false on the read-only connection
+  std::string denied;     // why the last statement was refused
+};
+
+int authorize(void* arg, int action, const char* a, const char* b, const char*, const char*) {
+  auto* g = static_cast<Guard*>(arg);
+  if (g->internal) return SQLITE_OK;
+  auto deny = [&](std::string why) {
+    g->denied = std::move(why);
+    return SQLITE_DENY;
+  };
+  switch (action) {
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+      return deny("ATTACH and DETACH are not replicated: refused");
+    case SQLITE_PRAGMA:
+      return deny(std::string("PRAGMA ") + (a != nullptr ? a : "") +
+                  " is refused: it could change a node's database outside the log");
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+      return deny(
+          "transaction control is refused: every command is one transaction already");
+    case SQLITE_FUNCTION:  // b: the function's name
+      if (b != nullptr && std::strcmp(b, "load_extension") == 0) {
+        return deny("load_extension() is refused");
+      }
+      return SQLITE_OK;
+    default:
+      break;
+  }
+  if (a != nullptr && std::strncmp(a, "_synod_", 7) == 0) {
+    return deny(std::string("table ") + a + " belongs to Synod and is not accessible");
+  }
+  return SQLITE_OK;
+}
+
+// ---------------------------------------------------------------- JSON values
+
+std::string base64(const unsigned char* p, size_t n) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((n + 2) / 3 * 4);
+  for (size_t i = 0; i < n; i += 3) {
+    const std::uint32_t v = (std::uint32_t{p[i]} << 16) |
+                            (i + 1 < n ? std::uint32_t{p[i + 1]} << 8 : 0) |
+                            (i + 2 < n ? std::uint32_t{p[i + 2]} : 0);
+    out.push_back(k[(v >> 18) & 63]);
+    out.push_back(k[(v >> 12) & 63]);
+    out.push_back(i + 1 < n ? k[(v >> 6) & 63] : '=');
+    out.push_back(i + 2 < n ? k[v & 63] : '=');
+  }
+  return out;
+}
+
+// Binds one JSON value to parameter index i; false with *why.
+bool bind(sqlite3_stmt* st, int i, const json& v, std::string* why) {
+  int rc = SQLITE_OK;
+  if (v.is_null()) {
+    rc = sqlite3_bind_null(st, i);
+  } else if (v.is_boolean()) {
+    rc = sqlite3_bind_int64(st, i, v.get<bool>() ? 1 : 0);
+  } else if (v.is_number_integer() || v.is_number_unsigned()) {
+    if (v.is_number_unsigned() && v.get<std::uint64_t>() > INT64_MAX) {
+      *why = "parameter " + std::to_string(i) + " does not fit in a 64-bit integer";
+      return false;
+    }
+    rc = sqlite3_bind_int64(st, i, v.get<std::int64_t>());
+  } else if (v.is_number_float()) {
+    rc = sqlite3_bind_double(st, i, v.get<double>());
+  } else if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    rc = sqlite3_bind_text64(st, i, s.data(), s.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
+  } else {
+    *why = "parameter " + std::to_string(i) +
+           " must be null, a boolean, a number or a string, not " + v.type_name();
+    return false;
+  }
+  if (rc != SQLITE_OK) {
+    *why = "cannot bind parameter " + std::to_string(i) + ": " + sqlite3_errstr(rc);
+    return false;
+  }
+  return true;
+}
+
+bool bind_all(sqlite3_stmt* st, const json& params, std::string* why) {
+  const int count = sqlite3_bind_parameter_count(st);
+  if (params.is_object()) {
+    for (int i = 1; i <= count; ++i) {
+      const char* name = sqlite3_bind_parameter_name(st, i);
+      if (name == nullptr || name[0] == '?') {
+        *why = "positional parameter " + std::to_string(i) + " in a statement with named ones";
+        return false;
+      }
+      auto it = params.find(name + 1);  // without its ':', '@' or '$'
+      if (it == params.end()) {
+        *why = std::string("no value for parameter ") + name;
+        return false;
+      }
+      if (!bind(st, i, *it, why)) return false;
+    }
+    return true;
+  }
+  if (static_cast<int>(params.size()) != count) {
+    *why = "the statement has " + std::to_string(count) + " parameters, " +
+           std::to_string(params.size()) + " values given";
+    return false;
+  }
+  for (int i = 1; i <= count; ++i) {
+    if (!bind(st, i, params[static_cast<size_t>(i - 1)], why)) return false;
+  }
+  return true;
+}
+
+// A statement entry: its SQL and parameters (an array or an object); false
+// with *why when the entry has another shape.
+bool split_entry(const json& entry, std::string* sql, json* params, std::string* why) {
+  *params = json::array();
+  if (entry.is_string()) {
+    *sql = entry.get<std::string>();
+    return true;
+  }
+  if (!entry.is_array() || entry.empty() || !entry[0].is_string()) {
+    *why = "a statement is a string or an array [SQL, parameters...]";
+    return false;
+  }
+  *sql = entry[0].get<std::string>();
+  if (entry.size() == 2 && entry[1].is_object()) {
+    *params = entry[1];
+  } else {
+    for (size_t i = 1; i < entry.size(); ++i) params->push_back(entry[i]);
+  }
+  return true;
+}
+
+// SQLite result codes that are a statement's own failure (the same on every
+// node), as opposed to the node's trouble (I/O, a full disk, memory).
+bool is_result_code(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_ERROR:
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_AUTH:
+    case SQLITE_TOOBIG:
+    case SQLITE_READONLY:
+      return true;
+    default:
+      return false;
+  }
+}
+
+struct Finalizer {
+  void operator()(sqlite3_stmt* st) const { sqlite3_finalize(st); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, Finalizer>;
+
+// Runs every statement of one command (apply) or request (query). *failed:
+// a statement failed (its error is the last result). False with *error when
+// SQLite failed in a way that is not a result.
+bool run(sqlite3* db, Guard* guard, std::string_view payload, bool read_only, json* results,
+         bool* failed, std::string* error) {
+  *failed = false;
+  json statements = json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (statements.is_discarded() || !statements.is_array()) {
+    results->push_back({{"error", "the command is not a JSON array of statements"}});
+    *failed = true;
+    return true;
+  }
+  for (const json& entry : statements) {
+    std::string sql, why;
+    json params;
+    auto fail_result = [&](const std::string& message) {
+      results->push_back({{"error", message}});
+      *failed = true;
+      return true;
+    };
+    if (!split_entry(entry, &sql, &params, &why)) return fail_result(why);
+    json out = read_only ? json{{"columns", json::array()}, {"types", json::array()},
+                                {"values", json::array()}}
+                         : json::object();
+    std::int64_t changes = 0;
+    const char* tail = sql.c_str();
+    bool any = false;
+    while (*tail != '\0') {
+      sqlite3_stmt* raw = nullptr;
+      guard->denied.clear();
+      int rc = sqlite3_prepare_v2(db, tail, -1, &raw, &tail);
+      Stmt st(raw);
+      if (rc != SQLITE_OK) {
+        if (!is_result_code(rc)) {
+          *error = std::string("SQLite: ") + sqlite3_errmsg(db);
+          return false;
+        }
+        return fail_result(!guard->denied.empty() ? guard->denied : sqlite3_errmsg(db));
+      }
+      if (!st) continue;  // whitespace or a comment
+      if (any && !params.empty()) {
+        return fail_result("parameters go with one statement per entry");
+      }
+      any = true;
+      if (read_only && !sqlite3_stmt_readonly(st.get())) {
+        return fail_result("not a read: writes go through the log (execute, not query)");
+      }
+      if (!bind_all(st.get(), params, &why)) return fail_result(why);
+      const std::int64_t before = sqlite3_total_changes64(db);
+      const int columns = sqlite3_column_count(st.get());
+      if (read_only && out["columns"].empty()) {
+        for (int c = 0; c < columns; ++c) {
+          out["columns"].push_back(sqlite3_column_name(st.get(), c));
+          const char* decl = sqlite3_column_decltype(st.get(), c);
+          std::string type = decl != nullptr ? decl : "";
+          for (char& ch : type) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          out["types"].push_back(type);
+        }
+      }
+      while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+        if (!read_only) continue;  // rows of a write (RETURNING): not reported
+        json row = json::array();
+        for (int c = 0; c < columns; ++c) {
+          switch (sqlite3_column_type(st.get(), c)) {
+            case SQLITE_INTEGER:
+              row.push_back(static_cast<std::int64_t>(sqlite3_column_int64(st.get(), c)));
+              break;
+            case SQLITE_FLOAT:
+              row.push_back(sqlite3_column_double(st.get(), c));
+              break;
+            case SQLITE_TEXT:
+              row.push_back(std::string(
+                  reinterpret_cast<const char*>(sqlite3_column_text(st.get(), c)),
+                  static_cast<size_t>(sqlite3_column_bytes(st.get(), c))));
+              break;
+            case SQLITE_BLOB:
+              row.push_back(
+                  base64(static_cast<const unsigned char*>(sqlite3_column_blob(st.get(), c)),
+                         static_cast<size_t>(sqlite3_column_bytes(st.get(), c))));
+              break;
+            default:
+              row.push_back(nullptr);
+              break;
+          }
+        }
+        out["values"].push_back(std::move(row));
+      }
+      if (rc != SQLITE_DONE) {
+        if (!is_result_code(rc)) {
+          *error = std::string("SQLite: ") + sqlite3_errmsg(db);
+          return false;
+        }
+        return fail_result(!guard->denied.empty() ? guard->denied : sqlite3_errmsg(db));
+      }
+      changes += sqlite3_total_changes64(db) - before;
+    }
+    if (!read_only) {
+      out["last_insert_id"] = static_cast<std::int64_t>(sqlite3_last_insert_rowid(db));
+      out["rows_affected"] = changes;
+    }
+    results->push_back(std::move(out));
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- SqlStore
+
+struct SqlStoreState {
+  Guard write_guard;
+  Guard read_guard;
+  Rng rng;
+};
+
+std::unique_ptr<SqlStore> SqlStore::open(const Config& config, std::string* error) {
+  if (config.data_dir.empty()) {
+    *error = "data_dir is empty";
+    return nullptr;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(config.data_dir, ec);
+  if (ec) {
+    *error = "cannot create data_dir " + config.data_dir + ": " + ec.message();
+    return nullptr;
+  }
+  if (!register_vfs(error)) return nullptr;
+  std::unique_ptr<SqlStore> s(new SqlStore());
+  s->state_ = std::make_unique<SqlStoreState>();
+  s->state_->read_guard.writes = false;
+  const std::string path = config.data_dir + "/db.sqlite";
+  int rc = sqlite3_open_v2(path.c_str(), &s->db_,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           kVfsName);
+  if (rc != SQLITE_OK) {
+    *error = "cannot open " + path + ": " + (s->db_ ? sqlite3_errmsg(s->db_) : sqlite3_errstr(rc));
+    return nullptr;
+  }
+  sqlite3_extended_result_codes(s->db_, 1);
+  sqlite3_busy_timeout(s->db_, 5000);
+  s->state_->write_guard.internal = true;
+  if (!s->exec_internal("PRAGMA journal_mode=WAL", error) ||
+      !s->exec_internal("PRAGMA synchronous=NORMAL", error)) {
+    return nullptr;
+  }
+  // A database with tables but no _synod_meta is somebody else's.
+  {
+    sqlite3_stmt* raw = nullptr;
+    sqlite3_prepare_v2(s->db_,
+                       "SELECT (SELECT count(*) FROM sqlite_master WHERE name = '_synod_meta'), "
+                       "(SELECT count(*) FROM sqlite_master)",
+                       -1, &raw, nullptr);
+    Stmt st(raw);
+    if (!st || sqlite3_step(st.get()) != SQLITE_ROW) {
+      *error = path + ": " + sqlite3_errmsg(s->db_);
+      return nullptr;
+    }
+    if (sqlite3_column_int64(st.get(), 0) == 0 && sqlite3_column_int64(st.get(), 1) != 0) {
+      *error = path + " is an SQLite database that is not a Synod sqlite store (no _synod_meta)";
+      return nullptr;
+    }
+  }
+  if (!s->exec_internal("CREATE TABLE IF NOT EXISTS _synod_meta (key TEXT PRIMARY KEY, "
+                        "value INTEGER NOT NULL)",
+                        error) ||
+      !s->exec_internal("INSERT OR IGNORE INTO _synod_meta VALUES ('format', 1), ('applied', 0)",
+                        error)) {
+    return nullptr;
+  }
+  {
+    sqlite3_stmt* raw = nullptr;
+    sqlite3_prepare_v2(s->db_,
+                       "SELECT (SELECT value FROM _synod_meta WHERE key = 'format'), "
+                       "(SELECT value FROM _synod_meta WHERE key = 'applied')",
+                       -1, &raw, nullptr);
+    Stmt st(raw);
+    if (!st || sqlite3_step(st.get()) != SQLITE_ROW) {
+      *error = path + ": cannot read _synod_meta: " + sqlite3_errmsg(s->db_);
+      return nullptr;
+    }
+    if (sqlite3_column_int64(st.get(), 0) != 1) {
+      *error = path + ": unknown store format " + std::to_string(sqlite3_column_int64(st.get(), 0));
+      return nullptr;
+    }
+    s->last_applied_.store(static_cast<uint64_t>(sqlite3_column_int64(st.get(), 1)));
+  }
+  s->state_->write_guard.internal = false;
+  sqlite3_set_authorizer(s->db_, authorize, &s->state_->write_guard);
+  if (sqlite3_create_function_v2(s->db_, "random", 0, SQLITE_UTF8, &s->state_->rng, fn_random,
+                                 nullptr, nullptr, nullptr) != SQLITE_OK ||
+      sqlite3_create_function_v2(s->db_, "randomblob", 1, SQLITE_UTF8, &s->state_->rng,
+                                 fn_randomblob, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    *error = std::string("cannot register random(): ") + sqlite3_errmsg(s->db_);
+    return nullptr;
+  }
+
+  rc = sqlite3_open_v2(path.c_str(), &s->ro_, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX,
+                       nullptr);
+  if (rc != SQLITE_OK) {
+    *error = "cannot open " + path + " for reading: " +
+             (s->ro_ ? sqlite3_errmsg(s->ro_) : sqlite3_errstr(rc));
+    return nullptr;
+  }
+  sqlite3_extended_result_codes(s->ro_, 1);
+  sqlite3_busy_timeout(s->ro_, 5000);
+  sqlite3_set_authorizer(s->ro_, authorize, &s->state_->read_guard);
+  return s;
+}
+
+SqlStore::~SqlStore() {
+  if (ro_ != nullptr) sqlite3_close_v2(ro_);
+  if (db_ != nullptr) sqlite3_close_v2(db_);
+}
+
+bool SqlStore::exec_internal(const char* sql, std::string* error) {
+  const bool was = state_->write_guard.internal;
+  state_->write_guard.internal = true;
+  char* msg = nullptr;
+  const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &msg);
+  state_->write_guard.internal = was;
+  if (rc != SQLITE_OK) {
+    *error = std::string("SQLite: ") + sql + ": " + (msg != nullptr ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return false;
+  }
+  return true;
+}
+
+bool SqlStore::apply(const synod_apply_context& ctx, std::string_view command,
+                     std::string* result, std::string* error) {
+  std::vector<std::string> results;
+  if (!apply_batch(1, &ctx, &command, &results, error)) return false;
+  *result = std::move(results[0]);
+  return true;
+}
+
+bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std::string_view* cmds,
+                           std::vector<std::string>* results, std::string* error) {
+  if (!exec_internal("BEGIN IMMEDIATE", error)) return false;
+  auto abort = [&] {
+    std::string ignored;
+    exec_internal("ROLLBACK", &ignored);
+    return false;
+  };
+  const uint64_t last = last_applied_.load(std::memory_order_relaxed);
+  uint64_t position = last;
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    const synod_apply_context& ctx = ctxs[i];
+    if (ctx.slot <= position) {
+      out.push_back(json{{"error", "position " + std::to_string(ctx.slot) +
+                                       " was already applied (last applied: " +
+                                       std::to_string(position) + "); not applied again"}}
+                        .dump());
+      continue;
+    }
+    t_now_ms = static_cast<std::int64_t>(ctx.timestamp_ms);
+    state_->rng.state = ctx.random_seed;
+    if (!exec_internal("SAVEPOINT synod_command", error)) return abort();
+    json r = json::array();
+    bool failed = false;
+    if (!run(db_, &state_->write_guard, cmds[i], /*read_only=*/false, &r, &failed, error)) {
+      return abort();
+    }
+    if (failed && !exec_internal("ROLLBACK TO synod_command", error)) return abort();
+    if (!exec_internal("RELEASE synod_command", error)) return abort();
+    json result{{"results", std::move(r)}};
+    if (failed) result["rolled_back"] = true;
+    out.push_back(result.dump(-1, ' ', false, json::error_handler_t::replace));
+    position = ctx.slot;
+  }
+  if (position != last) {
+    const std::string update =
+        "UPDATE _synod_meta SET value = " + std::to_string(position) + " WHERE key = 'applied'";
+    if (!exec_internal(update.c_str(), error)) return abort();
+  }
+  if (!exec_internal("COMMIT", error)) return abort();
+  last_applied_.store(position, std::memory_order_release);
+  *results = std::move(out);
+  return true;
+}
+
+bool SqlStore::query(std::string_view request, std::string* result, std::string* error) {
+  json r = json::array();
+  bool failed = false;
+  if (!run(ro_, &state_->read_guard, request, /*read_only=*/true, &r, &failed, error)) {
+    return false;
+  }
+  *result = json{{"results", std::move(r)}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  return true;
+}
+
+bool SqlStore::sync(std::string* error) {
+  return exec_internal("PRAGMA wal_checkpoint(FULL)", error);
+}
+
+}  // namespace synod::sql

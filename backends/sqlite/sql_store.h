@@ -1,0 +1,99 @@
+// SqlStore: the state of the sqlite backend, one SQLite database file per node.
+//
+// A command (Command.payload for backend "sqlite") is a JSON array of
+// statements in rqlite's shape, run as ONE transaction:
+//
+//   ["CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)",
+//    ["INSERT INTO t (name) VALUES (?)", "fiona"],
+//    ["INSERT INTO t (name) VALUES (:name)", {"name": "sinead"}]]
+//
+// A statement is a string, or an array of the SQL and its parameters:
+// positional values, or one object of named ones (":name", "@name", "$name").
+// Parameter values are JSON null, booleans (0/1), integers, floats and strings.
+// Its result is JSON:
+//
+//   {"results": [{"last_insert_id": 1, "rows_affected": 1}, ...]}
+//
+// or, when statement k fails, the results up to k with k's {"error": "..."}
+// and "rolled_back": true: the whole command is rolled back, the same way on
+// every node, and the position still advances (an SQL error is a result). A
+// payload that is not such a JSON array is a result too: {"error": "..."}.
+//
+// Reads (query): the same JSON array, read-only statements only (a write is
+// refused), on a second, read-only connection; each result is
+// {"columns": [...], "types": [...], "values": [[...], ...]} with rqlite's
+// types (the declared column type, lowercased; "" for an expression), BLOBs
+// in base64.
+//
+// Determinism: every node must reach the same database from the same log.
+// - The current time (date('now'), CURRENT_TIMESTAMP, julianday('now'), ...) is
+//   the command's timestamp (ctx.timestamp_ms, stamped by the proposer):
+//   applies run on a VFS whose clock is that timestamp.
+// - random() and randomblob(N) draw from a generator seeded with the command's
+//   ctx.random_seed (the same on every node), replacing SQLite's own.
+// - What would reach outside the replicated database is refused by an
+//   authorizer, with an error naming it: ATTACH/DETACH, PRAGMA, transaction
+//   control (BEGIN, COMMIT, SAVEPOINT: the backend owns the transaction),
+//   loading extensions, and any access to the backend's own `_synod_*` tables.
+//
+// Atomicity and positions: the last applied position is in table
+// _synod_meta, written in the same transaction as the statements. A batch of
+// commands (apply_batch) is one transaction with a savepoint per command.
+//
+// Durability: WAL mode, synchronous=NORMAL: a commit is not fsynced (a crash of
+// the machine may lose the last commits, never half of one; the node replays
+// them from its log); sync() checkpoints with fsync.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "synod/backend.h"
+
+struct sqlite3;
+
+namespace synod::sql {
+
+struct SqlStoreState;  // the C callbacks' user data (sql_store.cc)
+
+class SqlStore {
+ public:
+  struct Config {
+    std::string data_dir;  // required; created if missing; holds db.sqlite
+  };
+
+  static std::unique_ptr<SqlStore> open(const Config& config, std::string* error);
+  ~SqlStore();
+  SqlStore(const SqlStore&) = delete;
+  SqlStore& operator=(const SqlStore&) = delete;
+
+  // n commands, in one transaction (synod_backend_api::apply_batch); positions
+  // at or below last_applied() are no-ops with a result saying so. True with n
+  // results; false with *error (SQLite failed outside any statement: I/O, a
+  // full disk), and then nothing was applied.
+  bool apply_batch(size_t n, const synod_apply_context* ctxs, const std::string_view* cmds,
+                   std::vector<std::string>* results, std::string* error);
+  bool apply(const synod_apply_context& ctx, std::string_view command, std::string* result,
+             std::string* error);
+  // Read-only statements against the current state. False with *error only
+  // when SQLite fails outside a statement; a bad statement is a result.
+  bool query(std::string_view request, std::string* result, std::string* error);
+  uint64_t last_applied() const { return last_applied_.load(std::memory_order_acquire); }
+  // Checkpoints the WAL into the database file with fsync.
+  bool sync(std::string* error);
+
+ private:
+  SqlStore() = default;
+  bool exec_internal(const char* sql, std::string* error);
+
+  sqlite3* db_ = nullptr;  // applies (read-write, the deterministic VFS)
+  sqlite3* ro_ = nullptr;  // queries (read-only)
+  std::unique_ptr<SqlStoreState> state_;
+  std::atomic<uint64_t> last_applied_{0};
+};
+
+}  // namespace synod::sql

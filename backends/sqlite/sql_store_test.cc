@@ -1,0 +1,226 @@
+#include "backends/sqlite/sql_store.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace synod::sql {
+namespace {
+
+using nlohmann::json;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "synod-sql-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+synod_apply_context at(uint64_t position, int64_t ms = 1700000000000, uint64_t seed = 7) {
+  return synod_apply_context{position, ms, seed};
+}
+
+class SqlStoreTest : public ::testing::Test {
+ public:
+  void SetUp() override { store_ = open(dir_); }
+
+  static std::unique_ptr<SqlStore> open(const TempDir& dir) {
+    std::string error;
+    auto s = SqlStore::open({.data_dir = dir.path()}, &error);
+    EXPECT_NE(s, nullptr) << error;
+    return s;
+  }
+  json exec(const json& statements, synod_apply_context ctx) {
+    return exec_on(*store_, statements, ctx);
+  }
+  json exec(const json& statements) { return exec(statements, at(store_->last_applied() + 1)); }
+  static json exec_on(SqlStore& s, const json& statements, synod_apply_context ctx) {
+    std::string result, error;
+    EXPECT_TRUE(s.apply(ctx, statements.dump(), &result, &error)) << error;
+    return json::parse(result);
+  }
+  json query(const json& statements) {
+    std::string result, error;
+    EXPECT_TRUE(store_->query(statements.dump(), &result, &error)) << error;
+    return json::parse(result);
+  }
+
+  TempDir dir_;
+  std::unique_ptr<SqlStore> store_;
+};
+
+TEST_F(SqlStoreTest, ExecuteAndQueryInRqlitesShapes) {
+  json r = exec(json::array({"CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT, "
+                             "score REAL, data BLOB)",
+                             json::array({"INSERT INTO foo(name, score) VALUES(?, ?)", "fiona", 2.5}),
+                             json::array({"INSERT INTO foo(name) VALUES(:name)",
+                                          json{{"name", "declan"}}}),
+                             "INSERT INTO foo(name, data) VALUES('blob', x'00ff10')"}));
+  ASSERT_EQ(r["results"].size(), 4u) << r;
+  EXPECT_FALSE(r.contains("rolled_back"));
+  EXPECT_EQ(r["results"][1]["last_insert_id"], 1);
+  EXPECT_EQ(r["results"][1]["rows_affected"], 1);
+  EXPECT_EQ(r["results"][2]["last_insert_id"], 2);
+  EXPECT_EQ(r["results"][0]["rows_affected"], 0);  // CREATE changes no rows
+  EXPECT_EQ(store_->last_applied(), 1u);
+
+  json q = query(json::array({"SELECT id, name, score, data FROM foo ORDER BY id",
+                              json::array({"SELECT count(*) FROM foo WHERE name = ?", "fiona"})}));
+  const json& rows = q["results"][0];
+  EXPECT_EQ(rows["columns"], json::array({"id", "name", "score", "data"}));
+  EXPECT_EQ(rows["types"], json::array({"integer", "text", "real", "blob"}));
+  ASSERT_EQ(rows["values"].size(), 3u);
+  EXPECT_EQ(rows["values"][0], json::array({1, "fiona", 2.5, nullptr}));
+  EXPECT_EQ(rows["values"][2][3], "AP8Q");  // base64 of 00 ff 10
+  EXPECT_EQ(q["results"][1]["values"][0][0], 1);
+  EXPECT_EQ(q["results"][1]["types"][0], "");  // an expression has no declared type
+}
+
+TEST_F(SqlStoreTest, AFailingStatementRollsBackTheWholeCommand) {
+  exec(json::array({"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)",
+                    "INSERT INTO t(v) VALUES('a')"}));
+  json r = exec(json::array({"INSERT INTO t(v) VALUES('b')", "INSERT INTO t(v) VALUES('a')",
+                             "INSERT INTO t(v) VALUES('c')"}));
+  EXPECT_EQ(r["rolled_back"], true);
+  ASSERT_EQ(r["results"].size(), 2u);
+  EXPECT_NE(r["results"][1]["error"].get<std::string>().find("UNIQUE"), std::string::npos) << r;
+  EXPECT_EQ(store_->last_applied(), 2u);  // an SQL error is a result: the position advances
+  EXPECT_EQ(query(json::array({"SELECT count(*) FROM t"}))["results"][0]["values"][0][0], 1);
+  // Bad input of every kind is a result too, and changes nothing.
+  EXPECT_TRUE(exec(json("not an array"))["results"][0].contains("error"));
+  std::string result, error;
+  ASSERT_TRUE(store_->apply(at(store_->last_applied() + 1), "{not json", &result, &error));
+  EXPECT_NE(result.find("not a JSON array"), std::string::npos);
+  EXPECT_TRUE(exec(json::array({"SELEC nonsense"}))["results"][0].contains("error"));
+  EXPECT_TRUE(exec(json::array({json::array({"INSERT INTO t(v) VALUES(?)", 1, 2})}))["results"][0]
+                  .contains("error"));
+  EXPECT_TRUE(exec(json::array({json::array({"INSERT INTO t(v) VALUES(?)", json::array()})}))
+                  ["results"][0]
+                      .contains("error"));
+  EXPECT_EQ(query(json::array({"SELECT count(*) FROM t"}))["results"][0]["values"][0][0], 1);
+}
+
+TEST_F(SqlStoreTest, WhatWouldLeaveTheReplicatedDatabaseIsRefused) {
+  struct Case {
+    const char* sql;
+    const char* says;
+  };
+  for (const Case& c : {Case{"ATTACH DATABASE '/tmp/x.db' AS x", "ATTACH"},
+                        Case{"PRAGMA journal_mode=DELETE", "PRAGMA journal_mode"},
+                        Case{"BEGIN", "transaction control"},
+                        Case{"SAVEPOINT s", "transaction control"},
+                        Case{"UPDATE _synod_meta SET value = 0", "_synod_meta"},
+                        Case{"DROP TABLE _synod_meta", "_synod_meta"},
+                        Case{"SELECT load_extension('x')", "load_extension"}}) {
+    json r = exec(json::array({c.sql}));
+    ASSERT_TRUE(r["results"][0].contains("error")) << c.sql << ": " << r;
+    EXPECT_NE(r["results"][0]["error"].get<std::string>().find(c.says), std::string::npos)
+        << c.sql << ": " << r;
+  }
+  // Queries accept reads only.
+  json q = query(json::array({"CREATE TABLE x (a)"}));
+  EXPECT_NE(q["results"][0]["error"].get<std::string>().find("not a read"), std::string::npos);
+}
+
+// Two stores (two nodes) given the same commands reach the same database even
+// with random() and the current time in the statements: both come from the
+// command (timestamp and seed stamped by the proposer), not from the node.
+TEST(SqlStoreDeterminism, RandomAndTimeAreTheCommandsOwn) {
+  TempDir da, db;
+  auto a = SqlStoreTest::open(da);
+  auto b = SqlStoreTest::open(db);
+  const json setup = json::array(
+      {"CREATE TABLE t (id INTEGER PRIMARY KEY, r INTEGER, blob BLOB, ts TEXT, jd REAL, "
+       "d TEXT DEFAULT CURRENT_TIMESTAMP)"});
+  SqlStoreTest::exec_on(*a, setup, at(1));
+  SqlStoreTest::exec_on(*b, setup, at(1));
+  const json insert = json::array(
+      {"INSERT INTO t(r, blob, ts, jd) VALUES(random(), randomblob(16), datetime('now'), "
+       "julianday('now'))",
+       "INSERT INTO t(r, blob, ts, jd) VALUES(abs(random()) % 1000, hex(randomblob(4)), "
+       "CURRENT_TIMESTAMP, strftime('%s','now'))"});
+  for (uint64_t p = 2; p < 20; ++p) {
+    const auto ctx = at(p, 1700000000000 + static_cast<int64_t>(p) * 1000, 1000 + p);
+    SqlStoreTest::exec_on(*a, insert, ctx);
+    SqlStoreTest::exec_on(*b, insert, ctx);
+  }
+  auto dump = [](SqlStore& s) {
+    std::string result, error;
+    EXPECT_TRUE(s.query(json::array({"SELECT * FROM t ORDER BY id"}).dump(), &result, &error));
+    return json::parse(result)["results"][0]["values"];
+  };
+  const json rows = dump(*a);
+  EXPECT_EQ(rows, dump(*b));
+  ASSERT_EQ(rows.size(), 36u);
+  // The time is the command's: position 2 ran at 1700000002000 ms.
+  EXPECT_EQ(rows[0][3], "2023-11-14 22:13:22");
+  EXPECT_EQ(rows[0][5], "2023-11-14 22:13:22");
+  EXPECT_NE(rows[0][1], rows[2][1]);  // and random() is random across commands
+}
+
+TEST_F(SqlStoreTest, BatchesAreOneTransactionWithACommandEach) {
+  exec(json::array({"CREATE TABLE t (v INTEGER UNIQUE)"}));
+  const std::vector<std::string> cmds = {
+      json::array({"INSERT INTO t VALUES(1)"}).dump(),
+      json::array({"INSERT INTO t VALUES(2)", "INSERT INTO t VALUES(1)"}).dump(),  // fails
+      json::array({"INSERT INTO t VALUES(3)"}).dump(),
+  };
+  std::vector<std::string_view> views(cmds.begin(), cmds.end());
+  std::vector<synod_apply_context> ctxs = {at(2), at(3), at(5)};
+  std::vector<std::string> results;
+  std::string error;
+  ASSERT_TRUE(store_->apply_batch(3, ctxs.data(), views.data(), &results, &error)) << error;
+  EXPECT_FALSE(json::parse(results[0]).contains("rolled_back"));
+  EXPECT_EQ(json::parse(results[1])["rolled_back"], true);  // only the second command
+  EXPECT_EQ(store_->last_applied(), 5u);
+  EXPECT_EQ(query(json::array({"SELECT group_concat(v) FROM t"}))["results"][0]["values"][0][0],
+            "1,3");
+  // Replayed positions are no-ops.
+  ASSERT_TRUE(store_->apply_batch(3, ctxs.data(), views.data(), &results, &error)) << error;
+  EXPECT_NE(results[2].find("already applied"), std::string::npos);
+  EXPECT_EQ(query(json::array({"SELECT count(*) FROM t"}))["results"][0]["values"][0][0], 2);
+}
+
+TEST_F(SqlStoreTest, ReopenKeepsDataAndLastApplied) {
+  exec(json::array({"CREATE TABLE t (v)", "INSERT INTO t VALUES(42)"}));
+  std::string error;
+  ASSERT_TRUE(store_->sync(&error)) << error;
+  store_.reset();
+  store_ = open(dir_);
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(store_->last_applied(), 1u);
+  EXPECT_EQ(query(json::array({"SELECT v FROM t"}))["results"][0]["values"][0][0], 42);
+}
+
+TEST(SqlStoreOpen, RefusesADatabaseThatIsNotOurs) {
+  // Somebody else's SQLite file (a table, no _synod_meta) in the data directory.
+  TempDir foreign;
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((foreign.path() + "/db.sqlite").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE users (name TEXT)", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  std::string error;
+  EXPECT_EQ(SqlStore::open({.data_dir = foreign.path()}, &error), nullptr);
+  EXPECT_NE(error.find("not a Synod sqlite store"), std::string::npos) << error;
+
+  EXPECT_EQ(SqlStore::open({.data_dir = ""}, &error), nullptr);
+  EXPECT_EQ(error, "data_dir is empty");
+}
+
+}  // namespace
+}  // namespace synod::sql
