@@ -117,8 +117,16 @@ int authorize(void* arg, int action, const char* a, const char* b, const char*, 
       return deny(
           "transaction control is refused: every command is one transaction already");
     case SQLITE_FUNCTION:  // b: the function's name
-      if (b != nullptr && std::strcmp(b, "load_extension") == 0) {
-        return deny("load_extension() is refused");
+      if (b == nullptr) return SQLITE_OK;
+      if (std::strcmp(b, "load_extension") == 0) return deny("load_extension() is refused");
+      // Values that differ between nodes: the connection's lifetime count, and
+      // the library's version (nodes may run different builds during an upgrade).
+      if (g->writes && (std::strcmp(b, "total_changes") == 0 ||
+                        std::strcmp(b, "sqlite_version") == 0 ||
+                        std::strcmp(b, "sqlite_source_id") == 0 ||
+                        std::strcmp(b, "sqlite_compileoption_used") == 0 ||
+                        std::strcmp(b, "sqlite_compileoption_get") == 0)) {
+        return deny(std::string(b) + "() is refused in writes: its value can differ between nodes");
       }
       return SQLITE_OK;
     default:
@@ -510,6 +518,11 @@ bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std:
     t_now_ms = static_cast<std::int64_t>(ctx.timestamp_ms);
     state_->rng.state = ctx.random_seed;
     if (!exec_internal("SAVEPOINT synod_command", error)) return abort();
+    // last_insert_rowid() and changes() carry over from the previous statement
+    // on this connection, which after a restart of the node is another one:
+    // every command starts them from 0.
+    sqlite3_set_last_insert_rowid(db_, 0);
+    if (!exec_internal("DELETE FROM _synod_meta WHERE 0", error)) return abort();
     json r = json::array();
     bool failed = false;
     if (!run(db_, &state_->write_guard, cmds[i], /*read_only=*/false, &r, &failed, error)) {

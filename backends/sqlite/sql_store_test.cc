@@ -125,7 +125,9 @@ TEST_F(SqlStoreTest, WhatWouldLeaveTheReplicatedDatabaseIsRefused) {
                         Case{"SAVEPOINT s", "transaction control"},
                         Case{"UPDATE _synod_meta SET value = 0", "_synod_meta"},
                         Case{"DROP TABLE _synod_meta", "_synod_meta"},
-                        Case{"SELECT load_extension('x')", "load_extension"}}) {
+                        Case{"SELECT load_extension('x')", "load_extension"},
+                        Case{"CREATE TABLE v AS SELECT sqlite_version()", "sqlite_version"},
+                        Case{"CREATE TABLE w AS SELECT total_changes()", "total_changes"}}) {
     json r = exec(json::array({c.sql}));
     ASSERT_TRUE(r["results"][0].contains("error")) << c.sql << ": " << r;
     EXPECT_NE(r["results"][0]["error"].get<std::string>().find(c.says), std::string::npos)
@@ -170,6 +172,16 @@ TEST(SqlStoreDeterminism, RandomAndTimeAreTheCommandsOwn) {
   EXPECT_EQ(rows[0][3], "2023-11-14 22:13:22");
   EXPECT_EQ(rows[0][5], "2023-11-14 22:13:22");
   EXPECT_NE(rows[0][1], rows[2][1]);  // and random() is random across commands
+}
+
+// last_insert_rowid() and changes() do not leak from one command into the
+// next: a node that restarted in between (a fresh connection) would see 0.
+TEST_F(SqlStoreTest, ConnectionStateStartsFreshInEveryCommand) {
+  exec(json::array({"CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER)",
+                    "INSERT INTO t(a) VALUES(1)", "INSERT INTO t(a) VALUES(2)"}));
+  exec(json::array({"INSERT INTO t(a, b) VALUES(last_insert_rowid(), changes())"}));
+  json q = query(json::array({"SELECT a, b FROM t WHERE id = 3"}));
+  EXPECT_EQ(q["results"][0]["values"][0], json::array({0, 0}));
 }
 
 TEST_F(SqlStoreTest, BatchesAreOneTransactionWithACommandEach) {
