@@ -7,10 +7,13 @@
 //   synodctl --cluster ... incr KEY [N]
 //   synodctl --cluster ... keys PREFIX [--limit N]
 //   synodctl --cluster ... status
+//   synodctl --cluster ... sql exec "INSERT INTO t VALUES(?, ?)" 1 fiona
+//   synodctl --cluster ... sql query "SELECT * FROM t" [--consistency linearizable]
 //   synodctl --cluster ... -        one command per line from stdin, one result line each
 //
 // Global options: --json, --timeout MS, --cluster-name NAME, --redirect.
-// Exit codes: 0 success; 1 missing key / failed compare-and-set / not a number;
+// Exit codes: 0 success; 1 missing key / failed compare-and-set / not a number /
+// an SQL error;
 // 2 error (usage, unreachable cluster, timeout). In stdin mode the exit code is
 // the highest of the commands'.
 #include <chrono>
@@ -54,6 +57,12 @@ CtlOutput run(Client& client, const CtlCommand& c, const synod::client::CtlOptio
       break;
     case CtlCommand::Op::kKeys:
       r = client.keys(c.prefix, c.limit, call);
+      break;
+    case CtlCommand::Op::kSqlExec:
+      r = client.write(c.backend, synod::client::sql_payload(c), call);
+      break;
+    case CtlCommand::Op::kSqlQuery:
+      r = client.read(c.backend, synod::client::sql_payload(c), call);
       break;
     case CtlCommand::Op::kStatus:
       return synod::client::format_status(client.status(std::chrono::milliseconds(opt.timeout_ms)),

@@ -2,7 +2,10 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -21,6 +24,9 @@ struct Commands {
   CLI::App* incr = nullptr;
   CLI::App* keys = nullptr;
   CLI::App* status = nullptr;
+  CLI::App* sql = nullptr;
+  CLI::App* sql_exec = nullptr;
+  CLI::App* sql_query = nullptr;
   std::string consistency;
   std::vector<std::string> cas_args;
 };
@@ -59,7 +65,23 @@ void add_commands(CLI::App& app, CtlCommand* c, Commands* s) {
       ->check(consistency);
 
   s->status = app.add_subcommand("status", "Show every node: id, address, role, ballot, slots");
-  for (CLI::App* sub : {s->put, s->get, s->del, s->cas, s->incr, s->keys, s->status}) {
+
+  s->sql = app.add_subcommand("sql", "SQL backends (sqlite): exec a write, query a read");
+  s->sql->add_option("--backend", c->backend, "The SQL backend (default sqlite)");
+  s->sql->require_subcommand(1);
+  s->sql_exec = s->sql->add_subcommand(
+      "exec", "Run STATEMENT through the log on every node; print rows affected and last id");
+  s->sql_query = s->sql->add_subcommand("query", "Run a read-only STATEMENT; print the rows");
+  for (CLI::App* sub : {s->sql_exec, s->sql_query}) {
+    sub->add_option("statement", c->sql, "One SQL statement")->required();
+    sub->add_option("params", c->params,
+                    "Its ? parameters: integers and numbers as such, null as NULL, else text");
+  }
+  s->sql_query
+      ->add_option("--consistency", s->consistency, "local (default) or linearizable")
+      ->check(consistency);
+  for (CLI::App* sub : {s->put, s->get, s->del, s->cas, s->incr, s->keys, s->status, s->sql,
+                        s->sql_exec, s->sql_query}) {
     // Global options (--timeout, --json, ...) may follow the command's words.
     sub->fallthrough();
   }
@@ -97,8 +119,12 @@ bool finish_command(const Commands& s, CtlCommand* c, std::string* error) {
     c->op = CtlCommand::Op::kKeys;
   } else if (s.status->parsed()) {
     c->op = CtlCommand::Op::kStatus;
+  } else if (s.sql_exec->parsed()) {
+    c->op = CtlCommand::Op::kSqlExec;
+  } else if (s.sql_query->parsed()) {
+    c->op = CtlCommand::Op::kSqlQuery;
   } else {
-    *error = "no command given (put, get, del, cas, incr, keys, status, or - for stdin)";
+    *error = "no command given (put, get, del, cas, incr, keys, status, sql, or - for stdin)";
     return false;
   }
   if (s.consistency == "local") c->consistency = Consistency::kLocal;
@@ -296,10 +322,10 @@ bool parse_ctl_line(std::string_view line, CtlCommand* command, bool* empty, std
     *empty = true;
     return true;
   }
-  static const std::vector<std::string> kCommands = {"put",  "get",  "del",   "cas",
-                                                     "incr", "keys", "status"};
+  static const std::vector<std::string> kCommands = {"put",  "get",  "del",    "cas",
+                                                     "incr", "keys", "status", "sql"};
   if (std::find(kCommands.begin(), kCommands.end(), words[0]) == kCommands.end()) {
-    *error = "unknown command \"" + words[0] + "\" (put, get, del, cas, incr, keys, status)";
+    *error = "unknown command \"" + words[0] + "\" (put, get, del, cas, incr, keys, status, sql)";
     return false;
   }
   *command = CtlCommand{};
@@ -362,6 +388,92 @@ std::string escape_word(std::string_view text, bool quote_if_needed) {
   return quote ? "\"" + out + "\"" : out;
 }
 
+std::string sql_payload(const CtlCommand& c) {
+  Json statement = Json::array({c.sql});
+  for (const std::string& p : c.params) {
+    std::int64_t i = 0;
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), i);
+    if (!p.empty() && ec == std::errc() && end == p.data() + p.size()) {
+      statement.push_back(i);
+      continue;
+    }
+    char* stop = nullptr;
+    const double d = std::strtod(p.c_str(), &stop);
+    if (!p.empty() && stop == p.c_str() + p.size() && std::isfinite(d) &&
+        p.find_first_not_of("0123456789+-.eE") == std::string::npos) {
+      statement.push_back(d);
+    } else if (p == "null") {
+      statement.push_back(nullptr);
+    } else {
+      statement.push_back(p);
+    }
+  }
+  return Json::array({statement}).dump();
+}
+
+namespace {
+
+// sql exec / sql query answered: a table of rows, or rows affected; an SQL
+// error (the backend's result) exits 1 with the error on stderr.
+CtlOutput format_sql(const CtlCommand& c, const Result& r, bool line_mode) {
+  CtlOutput o;
+  const Json answer = Json::parse(r.value, nullptr, false);
+  if (answer.is_discarded() || !answer.contains("results") || !answer["results"].is_array() ||
+      answer["results"].empty()) {
+    o.exit_code = 2;
+    (line_mode ? o.out : o.err) = "error: the backend's answer is not an SQL result\n";
+    return o;
+  }
+  const Json& first = answer["results"].back();
+  if (first.contains("error")) {
+    o.exit_code = 1;
+    std::string message = "SQL error: " + first["error"].get<std::string>();
+    if (answer.value("rolled_back", false)) message += " (rolled back)";
+    (line_mode ? o.out : o.err) = message + "\n";
+    return o;
+  }
+  if (line_mode) {
+    o.out = first.dump() + "\n";
+    return o;
+  }
+  if (c.op == CtlCommand::Op::kSqlExec) {
+    o.out = std::to_string(first.value("rows_affected", 0)) + " row(s) affected, last insert id " +
+            std::to_string(first.value("last_insert_id", 0)) + "\n";
+    return o;
+  }
+  // A table: column names, then one line per row, columns aligned.
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::string> header;
+  for (const auto& name : first["columns"]) header.push_back(name.get<std::string>());
+  cells.push_back(header);
+  for (const auto& row : first["values"]) {
+    std::vector<std::string> line;
+    for (const auto& v : row) {
+      line.push_back(v.is_null() ? "NULL" : v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    cells.push_back(std::move(line));
+  }
+  std::vector<std::size_t> width(header.size(), 0);
+  for (const auto& line : cells) {
+    for (std::size_t i = 0; i < line.size() && i < width.size(); ++i) {
+      width[i] = std::max(width[i], line[i].size());
+    }
+  }
+  for (const auto& line : cells) {
+    std::string text;
+    for (std::size_t i = 0; i < line.size(); ++i) {
+      if (i > 0) text += " | ";
+      text += line[i];
+      if (i + 1 < line.size() && i < width.size()) text.append(width[i] - line[i].size(), ' ');
+    }
+    o.out += text + "\n";
+  }
+  o.out += "(" + std::to_string(cells.size() - 1) + " row" + (cells.size() == 2 ? "" : "s") + ")\n";
+  return o;
+}
+
+}  // namespace
+
 CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool line_mode) {
   CtlOutput o;
   o.exit_code = exit_code_of(r.code);
@@ -394,9 +506,20 @@ CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool li
         break;
       case CtlCommand::Op::kStatus:
         break;
+      case CtlCommand::Op::kSqlExec:
+      case CtlCommand::Op::kSqlQuery:
+        if (r.ok()) {
+          Json answer = Json::parse(r.value, nullptr, false);
+          if (!answer.is_discarded()) j["result"] = std::move(answer);
+        }
+        break;
     }
     if (r.ok() && r.slot != 0) j["slot"] = r.slot;
     if (!r.ok()) j["error"] = r.message.empty() ? human_error(r) : r.message;
+    if (r.ok() && j.contains("result") && j["result"].contains("results") &&
+        !j["result"]["results"].empty() && j["result"]["results"].back().contains("error")) {
+      o.exit_code = 1;  // answered, but the statement failed
+    }
     o.out = dump(j) + "\n";
     if (!r.ok() && !line_mode) o.err = human_error(r) + "\n";
     return o;
@@ -406,6 +529,9 @@ CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool li
     return o;
   }
   switch (c.op) {
+    case CtlCommand::Op::kSqlExec:
+    case CtlCommand::Op::kSqlQuery:
+      return format_sql(c, r, line_mode);
     case CtlCommand::Op::kPut:
     case CtlCommand::Op::kDel:
     case CtlCommand::Op::kCas:

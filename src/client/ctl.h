@@ -18,7 +18,7 @@
 namespace synod::client {
 
 struct CtlCommand {
-  enum class Op { kPut, kGet, kDel, kCas, kIncr, kKeys, kStatus };
+  enum class Op { kPut, kGet, kDel, kCas, kIncr, kKeys, kStatus, kSqlExec, kSqlQuery };
   Op op = Op::kStatus;
   std::string key;
   std::string value;     // put, cas: the new value
@@ -27,8 +27,17 @@ struct CtlCommand {
   std::int64_t delta = 1;
   std::string prefix;  // keys
   std::uint32_t limit = 0;
-  std::optional<Consistency> consistency;  // get, keys
+  std::optional<Consistency> consistency;  // get, keys, sql query
+  // sql exec / sql query: one statement and its positional parameters (a word
+  // that is a decimal integer or a number becomes one, "null" becomes NULL,
+  // anything else a string), sent to `backend`.
+  std::string sql;
+  std::vector<std::string> params;
+  std::string backend = "sqlite";
 };
+
+// The JSON payload of sql exec / sql query: [[SQL, params...]].
+std::string sql_payload(const CtlCommand& command);
 
 struct CtlOptions {
   std::string cluster;  // "H:P,H:P,..."

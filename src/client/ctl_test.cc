@@ -377,3 +377,82 @@ TEST(CtlOutput, EscapeWord) {
 
 }  // namespace
 }  // namespace synod::client
+
+namespace synod::client {
+namespace {
+
+TEST(CtlSql, ParsesExecAndQuery) {
+  Parsed p = parse({"--cluster", "a:1", "sql", "exec", "INSERT INTO t VALUES(?, ?, ?, ?)", "42",
+                    "2.5", "null", "fiona"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kSqlExec);
+  EXPECT_EQ(p.command.backend, "sqlite");
+  EXPECT_EQ(sql_payload(p.command),
+            R"j([["INSERT INTO t VALUES(?, ?, ?, ?)",42,2.5,null,"fiona"]])j");
+
+  p = parse({"--cluster", "a:1", "sql", "--backend", "mysql", "query", "SELECT 1", "--consistency",
+             "linearizable", "--json"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kSqlQuery);
+  EXPECT_EQ(p.command.backend, "mysql");
+  EXPECT_EQ(p.command.consistency, Consistency::kLinearizable);
+  EXPECT_TRUE(p.options.json);
+
+  // Words that only look like numbers stay text.
+  CtlCommand c;
+  c.sql = "S";
+  c.params = {"007x", "1e3", "-", "", "nan"};
+  EXPECT_EQ(sql_payload(c), R"([["S","007x",1000.0,"-","","nan"]])");
+
+  EXPECT_EQ(parse({"--cluster", "a:1", "sql"}).parse.exit_code, 2);
+  EXPECT_EQ(parse({"--cluster", "a:1", "sql", "exec"}).parse.exit_code, 2);
+
+  bool empty = false;
+  std::string error;
+  ASSERT_TRUE(parse_ctl_line("sql query 'SELECT * FROM t WHERE a = ?' 3", &c, &empty, &error))
+      << error;
+  EXPECT_EQ(c.op, CtlCommand::Op::kSqlQuery);
+  EXPECT_EQ(sql_payload(c), R"j([["SELECT * FROM t WHERE a = ?",3]])j");
+}
+
+Result answered(const std::string& json) {
+  Result r;
+  r.code = Code::kOk;
+  r.value = json;
+  return r;
+}
+
+TEST(CtlSql, FormatsResults) {
+  CtlCommand exec;
+  exec.op = CtlCommand::Op::kSqlExec;
+  CtlOutput o =
+      format_result(exec, answered(R"({"results":[{"last_insert_id":7,"rows_affected":1}]})"),
+                    false, false);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out, "1 row(s) affected, last insert id 7\n");
+
+  o = format_result(exec,
+                    answered(R"({"results":[{"error":"UNIQUE constraint failed: t.v"}],)"
+                             R"("rolled_back":true})"),
+                    false, false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err, "SQL error: UNIQUE constraint failed: t.v (rolled back)\n");
+  o = format_result(exec, answered(R"({"results":[{"error":"x"}],"rolled_back":true})"), true,
+                    false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(nlohmann::json::parse(o.out)["result"]["rolled_back"], true);
+
+  CtlCommand query;
+  query.op = CtlCommand::Op::kSqlQuery;
+  o = format_result(query,
+                    answered(R"({"results":[{"columns":["id","name"],"types":["integer","text"],)"
+                             R"("values":[[1,"fiona"],[22,null]]}]})"),
+                    false, false);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out, "id | name\n1  | fiona\n22 | NULL\n(2 rows)\n");
+  o = format_result(query, answered("not json"), false, false);
+  EXPECT_EQ(o.exit_code, 2);
+}
+
+}  // namespace
+}  // namespace synod::client

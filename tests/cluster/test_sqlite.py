@@ -91,3 +91,25 @@ def test_a_killed_node_restarts_and_converges_with_no_command_applied_twice(sc):
     sc.wait_applied(follower, slot, timeout=20)
     q = ok_result(sql_read(Conn(follower.port), ["SELECT v FROM c"]))
     assert q["results"][0]["values"] == [[20]]  # every increment exactly once
+
+
+def test_synodctl_sql_exec_and_query(sc):
+    leader = sc.wait_for_leader()
+    follower = sc.followers(leader)[0]
+    r = sc.ctl("sql", "exec", "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT, age INT)")
+    assert r.returncode == 0, r.stderr
+    r = sc.ctl("sql", "exec", "INSERT INTO people(name, age) VALUES(?, ?)", "fiona", "42",
+               cluster=follower.addr)
+    assert r.returncode == 0 and r.stdout.strip() == "1 row(s) affected, last insert id 1", \
+        (r.stdout, r.stderr)
+    r = sc.ctl("sql", "query", "SELECT name, age FROM people", "--consistency", "linearizable")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["name  | age", "fiona | 42", "(1 row)"], r.stdout
+    r = sc.ctl("sql", "query", "SELECT name FROM people WHERE age > ?", "40", "--json")
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["result"]["results"][0]["values"] == [["fiona"]]
+    # An SQL error exits 1 and says what went wrong; nothing changed.
+    r = sc.ctl("sql", "exec", "INSERT INTO nowhere VALUES(1)")
+    assert r.returncode == 1 and "no such table: nowhere" in r.stderr, (r.returncode, r.stderr)
+    r = sc.ctl("sql", "query", "DELETE FROM people")
+    assert r.returncode == 1 and "not a read" in r.stderr
