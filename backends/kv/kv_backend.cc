@@ -67,109 +67,20 @@ void* kv_open(const char* const* keys, const char* const* values, size_t n, char
   }
 }
 
-int kv_apply(void* self, const synod_apply_context* ctx, const uint8_t* cmd, size_t len,
-             uint8_t** out, size_t* out_len, char** error) {
-  if (self == nullptr || ctx == nullptr || out == nullptr || out_len == nullptr ||
-      (cmd == nullptr && len != 0)) {
-    return fail(error, "apply: NULL argument");
-  }
-  try {
-    std::string result;
-    std::string why;
-    std::string_view bytes(reinterpret_cast<const char*>(cmd), len);
-    // If copying the result out fails, the command is applied but its result
-    // lost; a retry at the same position gets the "already applied" result.
-    if (!static_cast<KvStore*>(self)->apply(*ctx, bytes, &result, &why)) return fail(error, why);
-    if (!copy_out(result, out, out_len)) return fail(error, "apply: out of memory for the result");
-    return 0;
-  } catch (const std::exception& e) {
-    return fail(error, std::string("apply: ") + e.what());
-  } catch (...) {
-    return fail(error, "apply: unknown exception");
-  }
-}
-
-int kv_apply_batch(void* self, size_t n, const synod_apply_context* ctxs,
-                   const uint8_t* const* cmds, const size_t* lens, uint8_t** results,
-                   size_t* result_lens, char** error) {
-  if (self == nullptr || ctxs == nullptr || cmds == nullptr || lens == nullptr ||
-      results == nullptr || result_lens == nullptr) {
-    return fail(error, "apply_batch: NULL argument");
-  }
-  try {
-    std::vector<std::string_view> views(n);
-    for (size_t i = 0; i < n; ++i) {
-      if (cmds[i] == nullptr && lens[i] != 0) return fail(error, "apply_batch: NULL command");
-      views[i] = std::string_view(reinterpret_cast<const char*>(cmds[i]), lens[i]);
-    }
-    std::vector<std::string> out;
-    std::string why;
-    if (!static_cast<KvStore*>(self)->apply_batch(n, ctxs, views.data(), &out, &why)) {
-      return fail(error, why);
-    }
-    // As for apply: if copying a result out fails, the batch is applied but
-    // its results lost; a retry gets "already applied" results.
-    for (size_t i = 0; i < n; ++i) {
-      if (!copy_out(out[i], &results[i], &result_lens[i])) {
-        for (size_t j = 0; j < i; ++j) {
-          std::free(results[j]);
-          results[j] = nullptr;
-        }
-        return fail(error, "apply_batch: out of memory for the results");
-      }
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    return fail(error, std::string("apply_batch: ") + e.what());
-  } catch (...) {
-    return fail(error, "apply_batch: unknown exception");
-  }
-}
-
-int kv_query(void* self, const uint8_t* req, size_t len, uint8_t** out, size_t* out_len,
-             char** error) {
-  if (self == nullptr || out == nullptr || out_len == nullptr || (req == nullptr && len != 0)) {
-    return fail(error, "query: NULL argument");
-  }
-  try {
-    std::string result;
-    std::string why;
-    std::string_view bytes(reinterpret_cast<const char*>(req), len);
-    if (!static_cast<KvStore*>(self)->query(bytes, &result, &why)) return fail(error, why);
-    if (!copy_out(result, out, out_len)) return fail(error, "query: out of memory for the result");
-    return 0;
-  } catch (const std::exception& e) {
-    return fail(error, std::string("query: ") + e.what());
-  } catch (...) {
-    return fail(error, "query: unknown exception");
-  }
-}
-
-uint64_t kv_last_applied(void* self) { return static_cast<KvStore*>(self)->last_applied(); }
-
-void kv_close(void* self) { delete static_cast<KvStore*>(self); }
-
-
-int kv_sync(void* self, char** error) {
-  std::string message;
-  if (static_cast<KvStore*>(self)->sync(&message)) return 0;
-  return fail(error, message);
-}
-
 constexpr synod_backend_api kApi = {
     SYNOD_BACKEND_ABI_VERSION,
     sizeof(synod_backend_api),
     "kv",
     kv_open,
-    kv_apply,
-    kv_query,
-    kv_last_applied,
+    backend_util::apply<KvStore>,
+    backend_util::query<KvStore>,
+    backend_util::last_applied<KvStore>,
     nullptr,  // snapshot: a later issue
     nullptr,  // restore
-    kv_close,
+    backend_util::close<KvStore>,
     backend_util::free_buffer,
-    kv_sync,
-    kv_apply_batch,
+    backend_util::sync<KvStore>,
+    backend_util::apply_batch<KvStore>,
 };
 
 }  // namespace
