@@ -261,15 +261,36 @@ using Stmt = std::unique_ptr<sqlite3_stmt, Finalizer>;
 // Runs every statement of one command (apply) or request (query). *failed:
 // a statement failed (its error is the last result). False with *error when
 // SQLite failed in a way that is not a result.
-bool run(sqlite3* db, Guard* guard, std::string_view payload, bool read_only, json* results,
-         bool* failed, std::string* error) {
-  *failed = false;
-  json statements = json::parse(payload.begin(), payload.end(), nullptr, false);
-  if (statements.is_discarded() || !statements.is_array()) {
-    results->push_back({{"error", "the command is not a JSON array of statements"}});
-    *failed = true;
+// A command: a JSON array of statements (one transaction), or
+// {"statements": [...], "transaction": false} for statements that each stand
+// alone (a failure rolls back only that statement; the others stay). False
+// with *why when the payload is neither.
+bool parse_command(std::string_view payload, json* statements, bool* transaction,
+                   std::string* why) {
+  json j = json::parse(payload.begin(), payload.end(), nullptr, false);
+  *transaction = true;
+  if (!j.is_discarded() && j.is_object() && j.contains("statements") &&
+      j["statements"].is_array()) {
+    const auto t = j.find("transaction");
+    if (t != j.end() && !t->is_boolean()) {
+      *why = "\"transaction\" must be true or false";
+      return false;
+    }
+    *transaction = t == j.end() || t->get<bool>();
+    *statements = std::move(j["statements"]);
     return true;
   }
+  if (j.is_discarded() || !j.is_array()) {
+    *why = "the command is not a JSON array of statements";
+    return false;
+  }
+  *statements = std::move(j);
+  return true;
+}
+
+bool run(sqlite3* db, Guard* guard, const json& statements, bool read_only, json* results,
+         bool* failed, std::string* error) {
+  *failed = false;
   for (const json& entry : statements) {
     std::string sql, why;
     json params;
@@ -525,8 +546,28 @@ bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std:
     if (!exec_internal("DELETE FROM _synod_meta WHERE 0", error)) return abort();
     json r = json::array();
     bool failed = false;
-    if (!run(db_, &state_->write_guard, cmds[i], /*read_only=*/false, &r, &failed, error)) {
-      return abort();
+    json statements;
+    bool transaction = true;
+    std::string why;
+    if (!parse_command(cmds[i], &statements, &transaction, &why)) {
+      r.push_back({{"error", why}});
+      failed = true;
+    } else if (transaction) {
+      if (!run(db_, &state_->write_guard, statements, /*read_only=*/false, &r, &failed, error)) {
+        return abort();
+      }
+    } else {
+      // Each statement on its own: a failure rolls back that statement only.
+      for (const json& one : statements) {
+        bool this_failed = false;
+        if (!exec_internal("SAVEPOINT synod_statement", error)) return abort();
+        if (!run(db_, &state_->write_guard, json::array({one}), /*read_only=*/false, &r,
+                 &this_failed, error)) {
+          return abort();
+        }
+        if (this_failed && !exec_internal("ROLLBACK TO synod_statement", error)) return abort();
+        if (!exec_internal("RELEASE synod_statement", error)) return abort();
+      }
     }
     if (failed && !exec_internal("ROLLBACK TO synod_command", error)) return abort();
     if (!exec_internal("RELEASE synod_command", error)) return abort();
@@ -549,7 +590,12 @@ bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std:
 bool SqlStore::query(std::string_view request, std::string* result, std::string* error) {
   json r = json::array();
   bool failed = false;
-  if (!run(ro_, &state_->read_guard, request, /*read_only=*/true, &r, &failed, error)) {
+  json statements;
+  bool transaction = true;
+  std::string why;
+  if (!parse_command(request, &statements, &transaction, &why)) {
+    r.push_back({{"error", why}});
+  } else if (!run(ro_, &state_->read_guard, statements, /*read_only=*/true, &r, &failed, error)) {
     return false;
   }
   *result = json{{"results", std::move(r)}}.dump(-1, ' ', false, json::error_handler_t::replace);

@@ -114,6 +114,26 @@ TEST_F(SqlStoreTest, AFailingStatementRollsBackTheWholeCommand) {
   EXPECT_EQ(query(json::array({"SELECT count(*) FROM t"}))["results"][0]["values"][0][0], 1);
 }
 
+// rqlite without ?transaction: every statement stands alone.
+TEST_F(SqlStoreTest, StatementsOutsideATransactionFailAlone) {
+  exec(json::array({"CREATE TABLE t (v INTEGER UNIQUE)"}));
+  json r = exec(json{{"statements", json::array({"INSERT INTO t VALUES(1)", "INSERT INTO t VALUES(1)",
+                                                 "INSERT INTO t VALUES(2)"})},
+                     {"transaction", false}});
+  EXPECT_FALSE(r.contains("rolled_back")) << r;
+  ASSERT_EQ(r["results"].size(), 3u);
+  EXPECT_TRUE(r["results"][1].contains("error"));
+  EXPECT_EQ(r["results"][2]["rows_affected"], 1);
+  EXPECT_EQ(query(json::array({"SELECT count(*) FROM t"}))["results"][0]["values"][0][0], 2);
+  // The object form with a transaction is the array form.
+  r = exec(json{{"statements", json::array({"INSERT INTO t VALUES(3)", "INSERT INTO t VALUES(1)"})},
+                {"transaction", true}});
+  EXPECT_EQ(r["rolled_back"], true);
+  EXPECT_EQ(query(json::array({"SELECT count(*) FROM t"}))["results"][0]["values"][0][0], 2);
+  EXPECT_TRUE(exec(json{{"statements", json::array()}, {"transaction", "yes"}})["results"][0]
+                  .contains("error"));
+}
+
 TEST_F(SqlStoreTest, WhatWouldLeaveTheReplicatedDatabaseIsRefused) {
   struct Case {
     const char* sql;
