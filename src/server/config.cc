@@ -74,6 +74,10 @@ bool parse_config(int argc, char** argv, Config* c, std::string* error, int* exi
                  "Consistency of Redis reads: linearizable (a follower forwards them to the "
                  "leader) or local (this node's state, possibly stale)")
       ->check(CLI::IsMember({"linearizable", "local"}));
+  app.add_option("--http-listen", c->http_listen,
+                 "HOST:PORT for the rqlite-compatible HTTP API of an SQL backend; off when not "
+                 "given");
+  app.add_option("--http-backend", c->http_backend, "The SQL backend HTTP clients use (sqlite)");
   app.add_flag("--unsafe-follower-reads", c->unsafe_follower_reads,
                "TEST ONLY: serve linearizable reads from a follower's state (breaks "
                "linearizability on purpose, for the checker's tests)");
@@ -137,6 +141,11 @@ bool validate(Config* c, std::string* error) {
   if (!c->redis_listen.empty() &&
       std::find(c->backends.begin(), c->backends.end(), c->redis_backend) == c->backends.end()) {
     *error = "--redis-backend '" + c->redis_backend + "' is not a loaded --backend";
+    return false;
+  }
+  if (!c->http_listen.empty() &&
+      std::find(c->backends.begin(), c->backends.end(), c->http_backend) == c->backends.end()) {
+    *error = "--http-backend '" + c->http_backend + "' is not a loaded --backend";
     return false;
   }
   if (c->paxos.lease_ticks >= c->paxos.election_timeout_ticks) {

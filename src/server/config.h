@@ -30,6 +30,9 @@ struct Config {
   std::string redis_listen;
   std::string redis_backend = "kv";     // a kv-protocol backend it serves
   bool redis_linearizable_reads = true;  // false: reads from this node's state
+  // The rqlite-compatible HTTP API: off when empty.
+  std::string http_listen;
+  std::string http_backend = "sqlite";
   // TEST ONLY, unsafe: a follower serves LINEARIZABLE reads from its own state.
   // Exists so the fault-injection suite can prove its checker catches stale reads.
   bool unsafe_follower_reads = false;

@@ -101,7 +101,9 @@ bool Node::start(std::string* error) {
     ro.listen = cfg_.redis_listen;
     redis_ = std::make_unique<resp::RedisServer>(
         io_, ro, [this](bool write, std::string payload, resp::RedisServer::Done done) {
-          on_redis_request(write, std::move(payload), std::move(done));
+          on_frontend_request(FrontendRequest{cfg_.redis_backend, write, std::move(payload),
+                                              cfg_.redis_linearizable_reads, std::move(done),
+                                              {}});
         });
     if (!redis_->start(error)) {
       *error = "--redis-listen: " + *error;
@@ -110,6 +112,25 @@ bool Node::start(std::string* error) {
     spdlog::info("node {}: Redis protocol on {} (backend '{}', {} reads)", cfg_.id,
                  cfg_.redis_listen, cfg_.redis_backend,
                  cfg_.redis_linearizable_reads ? "linearizable" : "local");
+  }
+  if (!cfg_.http_listen.empty()) {
+    // httplib's threads hand each request to the event loop.
+    http_ = std::make_unique<http::HttpServer>(
+        cfg_.http_listen,
+        [this](const http::ApiRequest& api, http::HttpServer::Done done) {
+          asio::post(io_, [this, api, done = std::move(done)]() mutable {
+            on_frontend_request(FrontendRequest{cfg_.http_backend, api.write, api.payload,
+                                                api.level == http::ReadLevel::kLinearizable,
+                                                std::move(done), {}});
+          });
+        },
+        static_cast<int>(cfg_.request_timeout_ms));
+    if (!http_->start(error)) {
+      *error = "--http-listen: " + *error;
+      return false;
+    }
+    spdlog::info("node {}: rqlite-compatible HTTP API on {} (backend '{}')", cfg_.id,
+                 cfg_.http_listen, cfg_.http_backend);
   }
 
   if (cfg_.unsafe_follower_reads) {
@@ -146,6 +167,20 @@ void Node::run(bool handle_signals) {
     if (exit_code_ == 0) on_persisted();
   }
   if (replica_ && apply_error_.empty()) record_applied(/*force=*/true);
+  // Whoever still waits gets an answer (the HTTP threads wait for theirs).
+  auto writes = std::move(writes_);
+  for (auto& [tag, w] : writes) {
+    fail(w.reply, Code::ClientResponse_Code_TIMEOUT,
+         "the node is stopping; the outcome is unknown, retry with the same sequence");
+  }
+  auto reads = std::move(reads_);
+  for (auto& r : reads) fail(r.reply, Code::ClientResponse_Code_UNAVAILABLE, "the node is stopping");
+  fail_forwarded("the node is stopping");
+  auto retries = std::move(frontend_retries_);
+  for (auto& fr : retries) {
+    fail(fr.reply, Code::ClientResponse_Code_UNAVAILABLE, "the node is stopping");
+  }
+  if (http_) http_->stop();
   spdlog::info("node {} stopped at applied slot {}", cfg_.id, applied_slot_);
 }
 
@@ -193,10 +228,10 @@ void Node::advance_clock() {
 void Node::on_tick() {
   advance_clock();
   expire_requests();
-  if (!redis_retries_.empty()) {
-    auto due = std::move(redis_retries_);
-    redis_retries_.clear();
-    for (auto& rr : due) redis_attempt(std::move(rr));
+  if (!frontend_retries_.empty()) {
+    auto due = std::move(frontend_retries_);
+    frontend_retries_.clear();
+    for (auto& fr : due) frontend_attempt(std::move(fr));
   }
   record_applied(/*force=*/false);
   tick_timer_.expires_at(last_tick_ + std::chrono::milliseconds(cfg_.tick_ms));
@@ -231,41 +266,41 @@ void Node::on_client_request(net::ConnectionId conn, proto::ClientRequest&& req)
   }
 }
 
-void Node::on_redis_request(bool write, std::string payload, Reply reply) {
+void Node::on_frontend_request(FrontendRequest fr) {
   advance_clock();
-  redis_attempt(RedisRequest{write, std::move(payload), std::move(reply),
-                             Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms)});
+  fr.deadline = Clock::now() + std::chrono::milliseconds(cfg_.request_timeout_ms);
+  frontend_attempt(std::move(fr));
 }
 
-void Node::redis_attempt(RedisRequest rr) {
+void Node::frontend_attempt(FrontendRequest fr) {
   proto::ClientRequest req;
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(rr.deadline -
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(fr.deadline -
                                                                           Clock::now());
   req.set_timeout_ms(static_cast<std::uint32_t>(std::max<std::int64_t>(1, left.count())));
-  // A Redis client cannot follow a leader hint: during a leader change the
-  // node retries for it, every tick until the deadline, whenever the answer
-  // says the command never entered the log (NOT_LEADER, UNAVAILABLE). Other
-  // answers, TIMEOUT (outcome unknown) included, go to the client as they are.
-  auto shared = std::make_shared<RedisRequest>(std::move(rr));
+  // A Redis or HTTP client cannot follow a leader hint: during a leader change
+  // the node retries for it, every tick until the deadline, whenever the
+  // answer says the command never entered the log (NOT_LEADER, UNAVAILABLE).
+  // Other answers, TIMEOUT (outcome unknown) included, go back as they are.
+  auto shared = std::make_shared<FrontendRequest>(std::move(fr));
   Reply reply = [this, shared](proto::ClientResponse&& r) {
     const bool retry = (r.code() == Code::ClientResponse_Code_NOT_LEADER ||
                         r.code() == Code::ClientResponse_Code_UNAVAILABLE) &&
                        Clock::now() + std::chrono::milliseconds(cfg_.tick_ms) < shared->deadline;
     if (retry) {
-      redis_retries_.push_back(std::move(*shared));
+      frontend_retries_.push_back(std::move(*shared));
       return;
     }
     shared->reply(std::move(r));
   };
   if (shared->write) {
-    req.mutable_write()->set_backend(cfg_.redis_backend);
+    req.mutable_write()->set_backend(shared->backend);
     req.mutable_write()->set_payload(shared->payload);
     handle_write(req, std::move(reply));
   } else {
-    req.mutable_read()->set_backend(cfg_.redis_backend);
+    req.mutable_read()->set_backend(shared->backend);
     req.mutable_read()->set_payload(shared->payload);
-    req.mutable_read()->set_consistency(cfg_.redis_linearizable_reads ? proto::LINEARIZABLE
-                                                                      : proto::LOCAL);
+    req.mutable_read()->set_consistency(shared->linearizable ? proto::LINEARIZABLE
+                                                             : proto::LOCAL);
     handle_read(req, std::move(reply));
   }
 }

@@ -38,6 +38,7 @@
 #include "paxos/random.h"
 #include "paxos/replica.h"
 #include "proto/synod.pb.h"
+#include "http/http_server.h"
 #include "resp/redis_server.h"
 #include "server/config.h"
 #include "server/persister.h"
@@ -94,15 +95,17 @@ class Node {
   void advance_clock();
   void handle_write(proto::ClientRequest& req, Reply reply);
   void handle_read(proto::ClientRequest& req, Reply reply);
-  // A request of the Redis front end, as a native one of the configured backend.
-  struct RedisRequest {
+  // A request of a front end (Redis, HTTP), as a native one of its backend.
+  struct FrontendRequest {
+    std::string backend;
     bool write = false;
     std::string payload;
+    bool linearizable = true;  // reads
     Reply reply;
     std::chrono::steady_clock::time_point deadline;
   };
-  void on_redis_request(bool write, std::string payload, Reply reply);
-  void redis_attempt(RedisRequest rr);
+  void on_frontend_request(FrontendRequest fr);
+  void frontend_attempt(FrontendRequest fr);
   // Not the leader: forward to it, or answer NOT_LEADER/UNAVAILABLE with a hint.
   void forward_or_redirect(proto::ClientRequest& req, Reply reply, bool no_forward);
   void forward(proto::ClientRequest& req, Reply reply);
@@ -144,7 +147,8 @@ class Node {
   std::size_t jobs_in_flight_ = 0;        // submitted to persister_, not yet released
   std::unique_ptr<net::Transport> transport_;
   std::unique_ptr<resp::RedisServer> redis_;
-  std::vector<RedisRequest> redis_retries_;  // tried again at the next tick
+  std::unique_ptr<http::HttpServer> http_;
+  std::vector<FrontendRequest> frontend_retries_;  // tried again at the next tick
   std::unique_ptr<paxos::Replica> replica_;
   paxos::Rng rng_;
   std::chrono::steady_clock::time_point last_tick_;

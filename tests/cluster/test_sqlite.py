@@ -113,3 +113,84 @@ def test_synodctl_sql_exec_and_query(sc):
     assert r.returncode == 1 and "no such table: nowhere" in r.stderr, (r.returncode, r.stderr)
     r = sc.ctl("sql", "query", "DELETE FROM people")
     assert r.returncode == 1 and "not a read" in r.stderr
+
+
+# ---------------------------------------------------------------- the HTTP API
+
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
+from synod_harness import free_port  # noqa: E402
+
+
+def http(port, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+@pytest.fixture
+def hc():
+    c = Cluster(3, extra_args=["--backend", "sqlite"])
+    for n in c.nodes:
+        n.http_port = free_port()
+        n.start(extra=["--http-listen", f"127.0.0.1:{n.http_port}"])
+    c.wait_for_leader()
+    deadline = time.time() + 10
+    for n in c.nodes:
+        while time.time() < deadline:
+            try:
+                http(n.http_port, "GET", "/db/query?q=SELECT%201&level=none")
+                break
+            except OSError:
+                time.sleep(0.05)
+    yield c
+    c.stop()
+
+
+def test_rqlite_http_api_as_its_documentation_says(hc):
+    leader = hc.wait_for_leader()
+    follower = hc.followers(leader)[0]
+    fp = follower.http_port
+    # Execute through a follower: forwarded to the leader, replicated everywhere.
+    status, r = http(fp, "POST", "/db/execute?transaction",
+                     ["CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT, age INTEGER)",
+                      ["INSERT INTO foo(name, age) VALUES(?, ?)", "fiona", 20],
+                      ["INSERT INTO foo(name, age) VALUES(:name, :age)", {"name": "declan", "age": 30}]])
+    assert status == 200, r
+    assert r["results"][1] == {"last_insert_id": 1, "rows_affected": 1}
+    assert r["results"][2] == {"last_insert_id": 2, "rows_affected": 1}
+    # Without ?transaction each statement stands alone (rqlite's default).
+    status, r = http(fp, "POST", "/db/execute?timings",
+                     ["INSERT INTO nope VALUES(1)", "INSERT INTO foo(name) VALUES('eve')"])
+    assert status == 200 and "no such table" in r["results"][0]["error"], r
+    assert r["results"][1]["rows_affected"] == 1 and r["time"] >= 0
+    # Queries: GET with q=, POST with statements, levels, associative.
+    status, r = http(fp, "GET", "/db/query?q=SELECT%20name%2C%20age%20FROM%20foo%20ORDER%20BY%20id"
+                                "&level=linearizable")
+    assert status == 200, r
+    assert r["results"][0]["columns"] == ["name", "age"]
+    assert r["results"][0]["types"] == ["text", "integer"]
+    assert r["results"][0]["values"] == [["fiona", 20], ["declan", 30], ["eve", None]]
+    status, r = http(leader.http_port, "POST", "/db/query?associative",
+                     [["SELECT name FROM foo WHERE age > ?", 25]])
+    assert r["results"][0]["rows"] == [{"name": "declan"}] and r["results"][0]["types"] == {
+        "name": "text"}
+    slot = leader.status().commit
+    for n in hc.nodes:
+        hc.wait_applied(n, slot)
+        status, r = http(n.http_port, "GET", "/db/query?q=SELECT%20count(*)%20FROM%20foo&level=none")
+        assert r["results"][0]["values"] == [[3]], (n.id, r)
+    # Errors, rqlite-style.
+    assert http(fp, "GET", "/db/execute")[0] == 405
+    assert http(fp, "POST", "/db/execute", "not an array")[0] == 400
+    status, r = http(fp, "GET", "/db/query?q=DELETE%20FROM%20foo")
+    assert status == 200 and "not a read" in r["results"][0]["error"]
+    status, r = http(fp, "GET", "/nothing")
+    assert status == 404 and "error" in r
+    assert http(fp, "GET", "/db/query?q=SELECT%201&freshness=1s")[0] == 400
