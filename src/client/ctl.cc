@@ -408,7 +408,7 @@ std::string sql_payload(const CtlCommand& c) {
       statement.push_back(p);
     }
   }
-  return Json::array({statement}).dump();
+  return Json::array({statement}).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
 namespace {

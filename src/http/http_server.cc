@@ -44,33 +44,13 @@ bool HttpServer::start(std::string* error) {
   server_ = std::make_unique<httplib::Server>();
   server_->set_payload_max_length(64u << 20);
   auto handle = [this](const httplib::Request& req, httplib::Response& res) {
-    const auto start = std::chrono::steady_clock::now();
-    int status = 200;
-    std::string bad;
-    auto api = parse_request(req.method, req.path, req.params, req.body, &status, &bad);
-    if (!api) {
-      res.status = status;
-      res.set_content(render_error(bad), "application/json");
-      return;
+    try {
+      serve(req, res);
+    } catch (const std::exception& e) {  // nothing may take the node down
+      res.status = 500;
+      res.set_content(render_error(std::string("internal error: ") + e.what()),
+                      "application/json");
     }
-    auto promise = std::make_shared<std::promise<proto::ClientResponse>>();
-    auto future = promise->get_future();
-    submit_(*api, [promise](proto::ClientResponse&& r) { promise->set_value(std::move(r)); });
-    if (future.wait_for(std::chrono::milliseconds(timeout_ms_ + 1000)) !=
-        std::future_status::ready) {
-      res.status = 504;
-      res.set_content(render_error("timed out; the outcome is unknown"), "application/json");
-      return;
-    }
-    proto::ClientResponse r = future.get();
-    if (r.code() != proto::ClientResponse::OK) {
-      res.status = status_of(r);
-      res.set_content(render_error(r.error()), "application/json");
-      return;
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    res.set_content(render_results(*api, r.result(), seconds), "application/json");
   };
   server_->Get("/db/query", handle);
   server_->Post("/db/query", handle);
@@ -92,6 +72,36 @@ bool HttpServer::start(std::string* error) {
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return true;
+}
+
+void HttpServer::serve(const httplib::Request& req, httplib::Response& res) {
+  const auto start = std::chrono::steady_clock::now();
+  int status = 200;
+  std::string bad;
+  auto api = parse_request(req.method, req.path, req.params, req.body, &status, &bad);
+  if (!api) {
+    res.status = status;
+    res.set_content(render_error(bad), "application/json");
+    return;
+  }
+  auto promise = std::make_shared<std::promise<proto::ClientResponse>>();
+  auto future = promise->get_future();
+  submit_(*api, [promise](proto::ClientResponse&& r) { promise->set_value(std::move(r)); });
+  if (future.wait_for(std::chrono::milliseconds(timeout_ms_ + 1000)) !=
+      std::future_status::ready) {
+    res.status = 504;
+    res.set_content(render_error("timed out; the outcome is unknown"), "application/json");
+    return;
+  }
+  proto::ClientResponse r = future.get();
+  if (r.code() != proto::ClientResponse::OK) {
+    res.status = status_of(r);
+    res.set_content(render_error(r.error()), "application/json");
+    return;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  res.set_content(render_results(*api, r.result(), seconds), "application/json");
 }
 
 void HttpServer::stop() {

@@ -16,6 +16,8 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace synod::http {
@@ -38,6 +40,8 @@ class HttpServer {
   int port() const { return port_; }
 
  private:
+  void serve(const httplib::Request& req, httplib::Response& res);
+
   std::string listen_;
   Submit submit_;
   int timeout_ms_;

@@ -97,7 +97,13 @@ std::optional<ApiRequest> parse_request(const std::string& method, const std::st
       *error = "freshness is not supported yet; use level=none for local reads";
       return std::nullopt;
     }
-    r.payload = statements.dump();
+    try {
+      r.payload = statements.dump();
+    } catch (const json::type_error&) {  // q= straight from the URL
+      *status = 400;
+      *error = "the query is not valid UTF-8";
+      return std::nullopt;
+    }
     return r;
   }
   *status = 404;

@@ -67,6 +67,10 @@ TEST(Rqlite, BadRequestsSayWhy) {
   EXPECT_NE(error.find("unknown level"), std::string::npos);
   EXPECT_FALSE(parse("GET", "/db/query", {{"q", "x"}, {"freshness", "1s"}}, "", &status, &error));
   EXPECT_EQ(status, 400);
+  // Found by rqlite_fuzz: q= bytes that are not UTF-8 threw from dump().
+  EXPECT_FALSE(parse("GET", "/db/query", {{"q", "SELECT '\xeb'"}}, "", &status, &error));
+  EXPECT_EQ(status, 400);
+  EXPECT_EQ(error, "the query is not valid UTF-8");
   EXPECT_FALSE(parse("GET", "/status", {}, "", &status, &error));
   EXPECT_EQ(status, 404);
 }
