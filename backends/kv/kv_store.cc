@@ -8,11 +8,11 @@
 #include <rocksdb/write_batch.h>
 
 #include <charconv>
-#include <filesystem>
 #include <set>
 #include <utility>
 
 #include "common/check.h"
+#include "synod/backend_util.hpp"
 
 namespace synod::kv {
 namespace {
@@ -119,16 +119,7 @@ bool is_read(int32_t op) {
 }  // namespace
 
 std::unique_ptr<KvStore> KvStore::open(const Config& config, std::string* error) {
-  if (config.data_dir.empty()) {
-    *error = "data_dir is empty";
-    return nullptr;
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(config.data_dir, ec);
-  if (ec) {
-    *error = "cannot create data_dir " + config.data_dir + ": " + ec.message();
-    return nullptr;
-  }
+  if (!backend_util::make_data_dir(config.data_dir, error)) return nullptr;
   rocksdb::Options options;
   options.create_if_missing = true;
   // The WAL stays in memory until sync() (see the header); with sync=true

@@ -5,9 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-#include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
+
+#include "synod/backend_util.hpp"
 
 namespace synod::sql {
 namespace {
@@ -395,16 +396,7 @@ struct SqlStoreState {
 };
 
 std::unique_ptr<SqlStore> SqlStore::open(const Config& config, std::string* error) {
-  if (config.data_dir.empty()) {
-    *error = "data_dir is empty";
-    return nullptr;
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(config.data_dir, ec);
-  if (ec) {
-    *error = "cannot create data_dir " + config.data_dir + ": " + ec.message();
-    return nullptr;
-  }
+  if (!backend_util::make_data_dir(config.data_dir, error)) return nullptr;
   if (!register_vfs(error)) return nullptr;
   std::unique_ptr<SqlStore> s(new SqlStore());
   s->state_ = std::make_unique<SqlStoreState>();

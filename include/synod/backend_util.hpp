@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,22 @@ inline int fail(char** error, const std::string& message) {
 }
 
 inline void free_buffer(void* p) { std::free(p); }
+
+// The data_dir option: required, created with its parents when missing. False
+// with *error saying which.
+inline bool make_data_dir(const std::string& dir, std::string* error) {
+  if (dir.empty()) {
+    *error = "data_dir is empty";
+    return false;
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    *error = "cannot create data_dir " + dir + ": " + ec.message();
+    return false;
+  }
+  return true;
+}
 
 // synod_backend_api::apply_batch for a Store with
 //   bool apply_batch(size_t n, const synod_apply_context*, const std::string_view*,

@@ -51,7 +51,6 @@ class RedisServer::Session : public std::enable_shared_from_this<Session> {
     asio::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    server_.stats_.connections--;
     server_.sessions_.erase(id_);  // may drop the last reference but one (the caller's)
   }
 
@@ -85,14 +84,12 @@ class RedisServer::Session : public std::enable_shared_from_this<Session> {
       const auto status = parser_.next(&args, &why);
       if (status == Parser::Status::kNeedMore) break;
       if (status == Parser::Status::kError) {
-        server_.stats_.protocol_errors++;
         std::string out;
         error(&out, "ERR " + why);
         push_ready(std::move(out));
         closing_ = true;  // answered, then closed, as Redis does
         break;
       }
-      server_.stats_.commands++;
       dispatch(plan_command(args));
     }
     flush();
@@ -289,8 +286,6 @@ void RedisServer::accept() {
       const std::uint64_t id = next_id_++;
       auto s = std::make_shared<Session>(*this, id, std::move(socket));
       sessions_[id] = s;
-      stats_.accepted++;
-      stats_.connections++;
       s->start();
     }
     accept();

@@ -53,13 +53,6 @@ class RedisServer {
   void stop();
   std::uint16_t port() const;
 
-  struct Stats {
-    std::uint64_t connections = 0;  // open now
-    std::uint64_t accepted = 0;
-    std::uint64_t commands = 0;
-    std::uint64_t protocol_errors = 0;
-  };
-  const Stats& stats() const { return stats_; }
 
  private:
   class Session;
@@ -72,7 +65,6 @@ class RedisServer {
   asio::steady_timer retry_timer_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, std::shared_ptr<Session>> sessions_;
-  Stats stats_;
   bool stopped_ = false;
 };
 

@@ -34,11 +34,6 @@ void Persister::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::uint64_t Persister::merged_writes() const {
-  std::lock_guard lock(mu_);
-  return merged_writes_;
-}
-
 void Persister::loop() {
   while (true) {
     std::vector<PersistJob> jobs;
@@ -53,14 +48,12 @@ void Persister::loop() {
     }
     // One write for every job that queued behind the last fsync.
     paxos::PersistBatch merged;
-    std::size_t writing = 0;
     for (PersistJob& job : jobs) {
       if (failed_epoch_ && job.epoch <= *failed_epoch_) {
         job.ok = false;
         job.error = "an earlier write of this node failed";
         continue;
       }
-      ++writing;
       const paxos::PersistBatch& b = job.batch;
       if (b.promised && (!merged.promised || *merged.promised < *b.promised)) {
         merged.promised = b.promised;
@@ -80,7 +73,6 @@ void Persister::loop() {
     }
     {
       std::lock_guard lock(mu_);
-      if (writing > 1) ++merged_writes_;
       for (PersistJob& job : jobs) done_.push_back(std::move(job));
     }
     wake_();

@@ -52,20 +52,16 @@ class Persister {
   // Waits until every submitted job is done, then ends the thread. Idempotent.
   void stop();
 
-  // How many writes merged more than one job (group commit across turns).
-  std::uint64_t merged_writes() const;
-
  private:
   void loop();
 
   storage::LogStore* const store_;
   const std::function<void()> wake_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   std::deque<PersistJob> queue_;
   std::vector<PersistJob> done_;
   bool stopping_ = false;
-  std::uint64_t merged_writes_ = 0;
   std::optional<std::uint64_t> failed_epoch_;  // storage thread only
   std::thread thread_;
 };
