@@ -81,6 +81,7 @@ constexpr synod_backend_api kApi = {
     backend_util::free_buffer,
     backend_util::sync<KvStore>,
     backend_util::apply_batch<KvStore>,
+    nullptr,  // validate: a malformed kv command is a deterministic error result
 };
 
 }  // namespace

@@ -8,12 +8,17 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "backends/sqlcommon/digest.h"
+#include "backends/sqlcommon/sql_text.h"
 #include "synod/backend_util.hpp"
 
 namespace synod::sql {
 namespace {
 
 using nlohmann::json;
+using sqltext::base64;
+using sqltext::parse_command;
+using sqltext::split_entry;
 
 // ---------------------------------------------------------------- determinism
 
@@ -141,22 +146,6 @@ int authorize(void* arg, int action, const char* a, const char* b, const char*, 
 
 // ---------------------------------------------------------------- JSON values
 
-std::string base64(const unsigned char* p, size_t n) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((n + 2) / 3 * 4);
-  for (size_t i = 0; i < n; i += 3) {
-    const std::uint32_t v = (std::uint32_t{p[i]} << 16) |
-                            (i + 1 < n ? std::uint32_t{p[i + 1]} << 8 : 0) |
-                            (i + 2 < n ? std::uint32_t{p[i + 2]} : 0);
-    out.push_back(k[(v >> 18) & 63]);
-    out.push_back(k[(v >> 12) & 63]);
-    out.push_back(i + 1 < n ? k[(v >> 6) & 63] : '=');
-    out.push_back(i + 2 < n ? k[v & 63] : '=');
-  }
-  return out;
-}
-
 // Binds one JSON value to parameter index i; false with *why.
 bool bind(sqlite3_stmt* st, int i, const json& v, std::string* why) {
   int rc = SQLITE_OK;
@@ -216,27 +205,6 @@ bool bind_all(sqlite3_stmt* st, const json& params, std::string* why) {
   return true;
 }
 
-// A statement entry: its SQL and parameters (an array or an object); false
-// with *why when the entry has another shape.
-bool split_entry(const json& entry, std::string* sql, json* params, std::string* why) {
-  *params = json::array();
-  if (entry.is_string()) {
-    *sql = entry.get<std::string>();
-    return true;
-  }
-  if (!entry.is_array() || entry.empty() || !entry[0].is_string()) {
-    *why = "a statement is a string or an array [SQL, parameters...]";
-    return false;
-  }
-  *sql = entry[0].get<std::string>();
-  if (entry.size() == 2 && entry[1].is_object()) {
-    *params = entry[1];
-  } else {
-    for (size_t i = 1; i < entry.size(); ++i) params->push_back(entry[i]);
-  }
-  return true;
-}
-
 // SQLite result codes that are a statement's own failure (the same on every
 // node), as opposed to the node's trouble (I/O, a full disk, memory).
 bool is_result_code(int rc) {
@@ -262,33 +230,6 @@ using Stmt = std::unique_ptr<sqlite3_stmt, Finalizer>;
 // Runs every statement of one command (apply) or request (query). *failed:
 // a statement failed (its error is the last result). False with *error when
 // SQLite failed in a way that is not a result.
-// A command: a JSON array of statements (one transaction), or
-// {"statements": [...], "transaction": false} for statements that each stand
-// alone (a failure rolls back only that statement; the others stay). False
-// with *why when the payload is neither.
-bool parse_command(std::string_view payload, json* statements, bool* transaction,
-                   std::string* why) {
-  json j = json::parse(payload.begin(), payload.end(), nullptr, false);
-  *transaction = true;
-  if (!j.is_discarded() && j.is_object() && j.contains("statements") &&
-      j["statements"].is_array()) {
-    const auto t = j.find("transaction");
-    if (t != j.end() && !t->is_boolean()) {
-      *why = "\"transaction\" must be true or false";
-      return false;
-    }
-    *transaction = t == j.end() || t->get<bool>();
-    *statements = std::move(j["statements"]);
-    return true;
-  }
-  if (j.is_discarded() || !j.is_array()) {
-    *why = "the command is not a JSON array of statements";
-    return false;
-  }
-  *statements = std::move(j);
-  return true;
-}
-
 bool run(sqlite3* db, Guard* guard, const json& statements, bool read_only, json* results,
          bool* failed, std::string* error) {
   *failed = false;
@@ -437,8 +378,21 @@ std::unique_ptr<SqlStore> SqlStore::open(const Config& config, std::string* erro
                         "value INTEGER NOT NULL)",
                         error) ||
       !s->exec_internal("INSERT OR IGNORE INTO _synod_meta VALUES ('format', 1), ('applied', 0)",
+                        error) ||
+      !s->exec_internal("CREATE TABLE IF NOT EXISTS _synod_checksums (position INTEGER PRIMARY "
+                        "KEY, checksum TEXT NOT NULL)",
                         error)) {
     return nullptr;
+  }
+  {
+    sqlite3_stmt* raw = nullptr;
+    sqlite3_prepare_v2(s->db_, "SELECT position, checksum FROM _synod_checksums", -1, &raw,
+                       nullptr);
+    Stmt st(raw);
+    while (st && sqlite3_step(st.get()) == SQLITE_ROW) {
+      s->checksums_[static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0))] =
+          reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1));
+    }
   }
   {
     sqlite3_stmt* raw = nullptr;
@@ -519,6 +473,7 @@ bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std:
   uint64_t position = last;
   std::vector<std::string> out;
   out.reserve(n);
+  std::vector<std::pair<uint64_t, std::string>> new_checksums;
   for (size_t i = 0; i < n; ++i) {
     const synod_apply_context& ctx = ctxs[i];
     if (ctx.slot <= position) {
@@ -541,6 +496,20 @@ bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std:
     json statements;
     bool transaction = true;
     std::string why;
+    if (sqltext::is_checksum_command(json::parse(cmds[i].begin(), cmds[i].end(), nullptr, false))) {
+      std::string hex;
+      if (!checksum(&hex, error)) return abort();
+      const std::string keep = "INSERT OR REPLACE INTO _synod_checksums VALUES (" +
+                               std::to_string(ctx.slot) + ", '" + hex +
+                               "'); DELETE FROM _synod_checksums WHERE position NOT IN (SELECT "
+                               "position FROM _synod_checksums ORDER BY position DESC LIMIT 100)";
+      if (!exec_internal(keep.c_str(), error)) return abort();
+      if (!exec_internal("RELEASE synod_command", error)) return abort();
+      new_checksums.emplace_back(ctx.slot, hex);
+      out.push_back(json{{"position", ctx.slot}, {"checksum", hex}}.dump());
+      position = ctx.slot;
+      continue;
+    }
     if (!parse_command(cmds[i], &statements, &transaction, &why)) {
       r.push_back({{"error", why}});
       failed = true;
@@ -575,11 +544,141 @@ bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std:
   }
   if (!exec_internal("COMMIT", error)) return abort();
   last_applied_.store(position, std::memory_order_release);
+  if (!new_checksums.empty()) {
+    std::lock_guard lock(checksums_mu_);
+    for (auto& [at, hex] : new_checksums) checksums_[at] = std::move(hex);
+    while (checksums_.size() > 100) checksums_.erase(checksums_.begin());
+  }
   *results = std::move(out);
   return true;
 }
 
+bool SqlStore::checksum(std::string* hex, std::string* error) {
+  const bool was = state_->write_guard.internal;
+  state_->write_guard.internal = true;
+  struct Restore {
+    Guard* g;
+    bool was;
+    ~Restore() { g->internal = was; }
+  } restore{&state_->write_guard, was};
+  auto fail = [&] {
+    *error = std::string("SQLite: checksum: ") + sqlite3_errmsg(db_);
+    return false;
+  };
+  sqltext::Digest digest;
+  std::vector<std::string> tables;
+  {
+    sqlite3_stmt* raw = nullptr;
+    if (sqlite3_prepare_v2(db_,
+                           "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE substr(name, 1, 7) "
+                           "!= '_synod_' AND substr(name, 1, 7) != 'sqlite_' ORDER BY type, name",
+                           -1, &raw, nullptr) != SQLITE_OK) {
+      return fail();
+    }
+    Stmt st(raw);
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      for (int c = 0; c < 4; ++c) {
+        const char* v = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), c));
+        digest.field('s', v != nullptr ? v : "");
+      }
+      if (std::strcmp(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0)), "table") ==
+          0) {
+        tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1)));
+      }
+    }
+    if (rc != SQLITE_DONE) return fail();
+  }
+  for (const std::string& table : tables) {
+    std::string quoted = "\"";
+    for (char c : table) {
+      quoted.push_back(c);
+      if (c == '"') quoted.push_back('"');
+    }
+    quoted.push_back('"');
+    sqlite3_stmt* raw = nullptr;
+    std::string sql = "SELECT * FROM " + quoted;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) return fail();
+    Stmt probe(raw);
+    const int columns = sqlite3_column_count(probe.get());
+    probe.reset();
+    // Every row, ordered by all its columns: the same order on every node
+    // whatever the physical layout.
+    for (int c = 1; c <= columns; ++c) sql += (c == 1 ? " ORDER BY " : ", ") + std::to_string(c);
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &raw, nullptr) != SQLITE_OK) return fail();
+    Stmt st(raw);
+    digest.field('T', table);
+    int rc;
+    while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+      for (int c = 0; c < columns; ++c) {
+        switch (sqlite3_column_type(st.get(), c)) {
+          case SQLITE_INTEGER:
+            digest.field('i', std::to_string(sqlite3_column_int64(st.get(), c)));
+            break;
+          case SQLITE_FLOAT: {
+            char buf[32];
+            std::snprintf(buf, sizeof buf, "%.17g", sqlite3_column_double(st.get(), c));
+            digest.field('f', buf);
+            break;
+          }
+          case SQLITE_TEXT:
+          case SQLITE_BLOB:
+            digest.field(sqlite3_column_type(st.get(), c) == SQLITE_TEXT ? 't' : 'b',
+                         std::string_view(static_cast<const char*>(sqlite3_column_blob(st.get(), c)),
+                                          static_cast<size_t>(sqlite3_column_bytes(st.get(), c))));
+            break;
+          default:
+            digest.field('n', "");
+            break;
+        }
+      }
+      digest.field('r', "");
+    }
+    if (rc != SQLITE_DONE) return fail();
+  }
+  *hex = digest.hex();
+  return true;
+}
+
+bool SqlStore::validate(std::string_view command, std::string* why) const {
+  const json j = json::parse(command.begin(), command.end(), nullptr, false);
+  if (sqltext::is_checksum_command(j)) return true;
+  json statements;
+  bool transaction = true;
+  if (!parse_command(command, &statements, &transaction, why)) return false;
+  if (statements.empty()) {
+    *why = "the command has no statements";
+    return false;
+  }
+  for (const json& entry : statements) {
+    std::string sql;
+    json params;
+    if (!split_entry(entry, &sql, &params, why)) return false;
+  }
+  return true;
+}
+
 bool SqlStore::query(std::string_view request, std::string* result, std::string* error) {
+  if (const json j = json::parse(request.begin(), request.end(), nullptr, false);
+      j.is_object() && j.contains("checksum_at")) {
+    if (!j["checksum_at"].is_number_unsigned()) {
+      *result = json{{"error", "checksum_at must be a position"}}.dump();
+      return true;
+    }
+    const uint64_t at = j["checksum_at"].get<uint64_t>();
+    std::lock_guard lock(checksums_mu_);
+    auto it = checksums_.find(at);
+    if (it != checksums_.end()) {
+      *result = json{{"position", at}, {"checksum", it->second}}.dump();
+    } else {
+      *result = json{{"error", "no checksum at position " + std::to_string(at) +
+                                   (at > last_applied() ? " yet (not applied here)"
+                                                        : " (not a checksum command, or too old)")},
+                     {"applied", last_applied()}}
+                    .dump();
+    }
+    return true;
+  }
   json r = json::array();
   bool failed = false;
   json statements;

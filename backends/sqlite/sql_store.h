@@ -36,6 +36,13 @@
 //   control (BEGIN, COMMIT, SAVEPOINT: the backend owns the transaction),
 //   loading extensions, and any access to the backend's own `_synod_*` tables.
 //
+// Content checksum: the command {"checksum": true} computes a SHA-256 of
+// every user table's schema and rows (in a fixed order) at exactly its log
+// position, answers {"position": P, "checksum": "<hex>"}, and keeps the last
+// 100 in _synod_checksums; the query {"checksum_at": P} returns it, so the
+// checksums of different nodes are taken at the same position and comparable
+// (synodctl sql checksum).
+//
 // Atomicity and positions: the last applied position is in table
 // _synod_meta, written in the same transaction as the statements. A batch of
 // commands (apply_batch) is one transaction with a savepoint per command.
@@ -47,7 +54,9 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,6 +91,9 @@ class SqlStore {
   // Read-only statements against the current state. False with *error only
   // when SQLite fails outside a statement; a bad statement is a result.
   bool query(std::string_view request, std::string* result, std::string* error);
+  // Whether a command may enter the log: the JSON shape of a command (a
+  // statement SQLite cannot run still fails at apply, the same on every node).
+  bool validate(std::string_view command, std::string* why) const;
   uint64_t last_applied() const { return last_applied_.load(std::memory_order_acquire); }
   // Checkpoints the WAL into the database file with fsync.
   bool sync(std::string* error);
@@ -90,10 +102,17 @@ class SqlStore {
   SqlStore() = default;
   bool exec_internal(const char* sql, std::string* error);
 
+  // The content checksum of the user tables (the {"checksum": true} command).
+  bool checksum(std::string* hex, std::string* error);
+
   sqlite3* db_ = nullptr;  // applies (read-write, the deterministic VFS)
   sqlite3* ro_ = nullptr;  // queries (read-only)
   std::unique_ptr<SqlStoreState> state_;
   std::atomic<uint64_t> last_applied_{0};
+  // The last checksums by position (also in _synod_checksums), for
+  // {"checksum_at": P} queries from any thread.
+  mutable std::mutex checksums_mu_;
+  std::map<uint64_t, std::string> checksums_;
 };
 
 }  // namespace synod::sql

@@ -256,3 +256,64 @@ TEST(SqlStoreOpen, RefusesADatabaseThatIsNotOurs) {
 
 }  // namespace
 }  // namespace synod::sql
+
+namespace synod::sql {
+namespace {
+
+TEST_F(SqlStoreTest, ChecksumIsTakenAtItsPositionAndComparable) {
+  TempDir other_dir;
+  auto other = open(other_dir);
+  const json setup = json::array({"CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, f REAL)",
+                                  "INSERT INTO t (v, f) VALUES ('a', 0.1), ('b', NULL)"});
+  exec(setup, at(1));
+  exec_on(*other, setup, at(1));
+  const json checksum = json{{"checksum", true}};
+  json mine = exec(checksum, at(2));
+  json theirs = exec_on(*other, checksum, at(2));
+  ASSERT_TRUE(mine.contains("checksum")) << mine;
+  EXPECT_EQ(mine["position"], 2);
+  EXPECT_EQ(mine["checksum"].get<std::string>().size(), 64u);
+  EXPECT_EQ(mine, theirs);
+  EXPECT_EQ(store_->last_applied(), 2u);
+
+  // The query answers for that position, from any later state.
+  exec(json::array({"INSERT INTO t (v) VALUES ('c')"}), at(3));
+  json q = query(json{{"checksum_at", 2}});
+  EXPECT_EQ(q, mine);
+  EXPECT_TRUE(query(json{{"checksum_at", 3}}).contains("error"));
+  EXPECT_NE(query(json{{"checksum_at", 9}})["error"].get<std::string>().find("not applied here"),
+            std::string::npos);
+
+  // A change that did not come through the log shows.
+  exec_on(*other, json::array({"INSERT INTO t (v) VALUES ('c')"}), at(3));
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((other_dir.path() + "/db.sqlite").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE t SET v = 'C' WHERE v = 'c'", nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  mine = exec(checksum, at(4));
+  theirs = exec_on(*other, checksum, at(4));
+  EXPECT_NE(mine["checksum"], theirs["checksum"]);
+
+  // Checksums survive a restart.
+  store_.reset();
+  store_ = open(dir_);
+  EXPECT_EQ(query(json{{"checksum_at", 4}}), mine);
+}
+
+TEST_F(SqlStoreTest, ValidateRefusesWhatIsNotACommand) {
+  std::string why;
+  EXPECT_TRUE(store_->validate(R"(["SELECT 1", ["INSERT ?", 1]])", &why));
+  EXPECT_TRUE(store_->validate(R"({"checksum": true})", &why));
+  EXPECT_TRUE(store_->validate(R"({"statements": ["SELECT 1"], "transaction": false})", &why));
+  EXPECT_FALSE(store_->validate("not json", &why));
+  EXPECT_FALSE(store_->validate("[]", &why));
+  EXPECT_EQ(why, "the command has no statements");
+  EXPECT_FALSE(store_->validate("[[1, 2]]", &why));
+  EXPECT_EQ(store_->last_applied(), 0u);
+}
+
+}  // namespace
+}  // namespace synod::sql

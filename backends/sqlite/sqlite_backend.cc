@@ -63,6 +63,7 @@ constexpr synod_backend_api kApi = {
     backend_util::free_buffer,
     backend_util::sync<SqlStore>,
     backend_util::apply_batch<SqlStore>,
+    backend_util::validate<SqlStore>,
 };
 
 }  // namespace

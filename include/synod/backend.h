@@ -182,6 +182,14 @@ typedef struct synod_backend_api {
   int (*apply_batch)(void* self, size_t n, const synod_apply_context* ctxs,
                      const uint8_t* const* cmds, const size_t* lens, uint8_t** results,
                      size_t* result_lens, char** error);
+
+  /* Optional (NULL or absent: every command is accepted). Checks a command
+   * before the node proposes it, so that a command the backend would refuse
+   * (a non-deterministic SQL function, say) never enters the log: 0 when it
+   * may be proposed; non-zero with *error (a buffer for free_buffer) saying
+   * why. Must depend on the command's bytes alone (no state, no I/O), and is
+   * safe from any thread, concurrently with anything but close(). */
+  int (*validate)(void* self, const uint8_t* cmd, size_t len, char** error);
 } synod_backend_api;
 
 /* The entry point: returns the backend's static table (never NULL for a

@@ -153,4 +153,21 @@ int sync(void* self, char** error) {
   return fail(error, message);
 }
 
+// synod_backend_api::validate for a Store with
+//   bool validate(std::string_view command, std::string* why) const;
+template <typename Store>
+int validate(void* self, const uint8_t* cmd, size_t len, char** error) {
+  if (self == nullptr || (cmd == nullptr && len != 0)) return fail(error, "validate: NULL argument");
+  try {
+    std::string why;
+    std::string_view bytes(reinterpret_cast<const char*>(cmd), len);
+    if (static_cast<const Store*>(self)->validate(bytes, &why)) return 0;
+    return fail(error, why);
+  } catch (const std::exception& e) {
+    return fail(error, std::string("validate: ") + e.what());
+  } catch (...) {
+    return fail(error, "validate: unknown exception");
+  }
+}
+
 }  // namespace synod::backend_util

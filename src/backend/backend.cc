@@ -156,6 +156,9 @@ Backend::Backend(Library library, const synod_backend_api* api, void* instance, 
                                             sizeof(api->apply_batch)
                        ? api->apply_batch
                        : nullptr),
+      validate_(api->struct_size >= offsetof(synod_backend_api, validate) + sizeof(api->validate)
+                    ? api->validate
+                    : nullptr),
       instance_(instance),
       name_(api->name),
       path_(std::move(path)) {}
@@ -164,6 +167,7 @@ Backend::Backend(Backend&& other) noexcept
     : library_(std::move(other.library_)),
       api_(std::exchange(other.api_, nullptr)),
       apply_batch_(std::exchange(other.apply_batch_, nullptr)),
+      validate_(std::exchange(other.validate_, nullptr)),
       instance_(std::exchange(other.instance_, nullptr)),
       name_(std::move(other.name_)),
       path_(std::move(other.path_)) {}
@@ -174,6 +178,7 @@ Backend& Backend::operator=(Backend&& other) noexcept {
     library_ = std::move(other.library_);
     api_ = std::exchange(other.api_, nullptr);
     apply_batch_ = std::exchange(other.apply_batch_, nullptr);
+    validate_ = std::exchange(other.validate_, nullptr);
     instance_ = std::exchange(other.instance_, nullptr);
     name_ = std::move(other.name_);
     path_ = std::move(other.path_);
@@ -281,6 +286,24 @@ Result Backend::query(std::string_view request) {
   api_->free_buffer(error);
   result.ok = true;
   result.bytes = take(out, out_len);
+  return result;
+}
+
+Result Backend::validate(std::string_view command) const {
+  Result result;
+  if (validate_ == nullptr) {
+    result.ok = true;
+    return result;
+  }
+  char* error = nullptr;
+  if (validate_(instance_, reinterpret_cast<const uint8_t*>(command.data()), command.size(),
+                &error) != 0) {
+    result.error = error != nullptr ? error : "refused (no reason given)";
+    api_->free_buffer(error);
+    return result;
+  }
+  api_->free_buffer(error);
+  result.ok = true;
   return result;
 }
 

@@ -74,6 +74,10 @@ class Backend {
   bool apply_batch(const std::vector<synod_apply_context>& ctxs,
                    const std::vector<std::string_view>& commands, std::vector<Result>* results,
                    std::string* error);
+  // Whether the backend would accept the command (synod_backend_api::validate):
+  // ok, or the backend's reason in error. Always ok for backends without
+  // validate. From any thread.
+  Result validate(std::string_view command) const;
   // Whether the backend applies a batch in one step (apply_batch in its table).
   bool batches() const { return apply_batch_ != nullptr; }
   // A read-only request, from any thread.
@@ -108,6 +112,8 @@ class Backend {
   const synod_backend_api* api_ = nullptr;
   // api_->apply_batch when the table has it (struct_size), else nullptr.
   decltype(synod_backend_api::apply_batch) apply_batch_ = nullptr;
+  // api_->validate when the table has it, else nullptr.
+  decltype(synod_backend_api::validate) validate_ = nullptr;
   void* instance_ = nullptr;
   std::string name_;
   std::string path_;

@@ -145,6 +145,19 @@ TEST(BackendHost, ApplyBatchInOneCallOrOneApplyEach) {
   EXPECT_EQ(base->last_applied(), 5u);
 }
 
+TEST(BackendHost, ValidateAsksTheBackendWhenItCan) {
+  BackendHost host = test_host();
+  std::string error;
+  ASSERT_TRUE(host.load("echo", {}, &error)) << error;
+  ASSERT_TRUE(host.load("echo_base", {}, &error)) << error;
+  EXPECT_TRUE(host.get("echo")->validate("fine").ok);
+  Result refused = host.get("echo")->validate("refuse me");
+  EXPECT_FALSE(refused.ok);
+  EXPECT_EQ(refused.error, "echo refuses this command");
+  // A table without validate (older ABI 1) accepts everything.
+  EXPECT_TRUE(host.get("echo_base")->validate("refuse me").ok);
+}
+
 TEST(BackendHost, AFailedBatchAppliesNothing) {
   BackendHost host = test_host();
   std::string error;

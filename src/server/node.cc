@@ -311,6 +311,13 @@ void Node::handle_write(proto::ClientRequest& req, Reply reply) {
     fail(reply, Code::ClientResponse_Code_BAD_REQUEST, "unknown backend '" + w.backend() + "'");
     return;
   }
+  // What the backend would refuse never enters the log (checked here, on the
+  // node the client reached, before a forward too).
+  if (backend::Result v = backends_.get(w.backend())->validate(w.payload()); !v.ok) {
+    fail(reply, Code::ClientResponse_Code_BAD_REQUEST, "refused by backend '" + w.backend() +
+                                                           "': " + v.error);
+    return;
+  }
   if (replica_->role() != paxos::Role::kLeader) {
     forward_or_redirect(req, std::move(reply), w.no_forward());
     return;
@@ -588,6 +595,7 @@ void Node::apply_committed() {
       continue;
     }
     if (!apply_slot(e.slot, *e.value)) break;
+    apply_backoff_ = std::chrono::milliseconds(100);
     applied_slot_ = e.slot;
     apply_queue_.pop_front();
   }
@@ -754,8 +762,10 @@ bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
 
 bool Node::stall_apply(paxos::Slot slot, const std::string& why) {
   apply_error_ = why;
-  spdlog::error("node {}: applying stalled at slot {}: {} (retrying)", cfg_.id, slot, why);
-  apply_retry_timer_.expires_after(std::chrono::milliseconds(500));
+  spdlog::error("node {}: applying stalled at slot {}: {} (retrying in {} ms)", cfg_.id, slot,
+                why, apply_backoff_.count());
+  apply_retry_timer_.expires_after(apply_backoff_);
+  apply_backoff_ = std::min(apply_backoff_ * 2, std::chrono::milliseconds(5000));
   apply_retry_timer_.async_wait([this](const asio::error_code& ec) {
     if (ec) return;
     apply_error_.clear();

@@ -163,6 +163,9 @@ class Node {
   std::uint64_t applied_position_ = 0;
   std::int64_t log_time_ms_ = 0;
   std::string apply_error_;
+  // The wait before applying is retried after an error: doubles per failure
+  // (100 ms to 5 s), back to 100 ms once a slot applies.
+  std::chrono::milliseconds apply_backoff_{100};
   std::unordered_map<std::uint64_t, Session> sessions_;
   std::map<std::uint64_t, Session> dirty_sessions_;
   std::vector<std::uint64_t> erased_sessions_;

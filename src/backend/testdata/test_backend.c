@@ -189,6 +189,16 @@ static void echo_close(void* self) {
 
 static void echo_free_buffer(void* p) { free(p); }
 
+/* Refuses commands that start with "refuse" (host_test: Backend::validate). */
+static int echo_validate(void* self, const uint8_t* cmd, size_t len, char** error) {
+  (void)self;
+  if (len >= 6 && memcmp(cmd, "refuse", 6) == 0) {
+    *error = copy_string("echo refuses this command");
+    return 1;
+  }
+  return 0;
+}
+
 static const synod_backend_api kApi = {
     TEST_ABI_VERSION,
     (uint32_t)(TEST_STRUCT_SIZE),
@@ -211,6 +221,7 @@ static const synod_backend_api kApi = {
     echo_free_buffer,
     NULL, /* sync: applies are durable already */
     echo_apply_batch,
+    echo_validate,
 };
 
 #ifdef TEST_NO_ENTRY
