@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -27,6 +28,8 @@ struct Commands {
   CLI::App* sql = nullptr;
   CLI::App* sql_exec = nullptr;
   CLI::App* sql_query = nullptr;
+  CLI::App* sql_checksum = nullptr;
+  CLI::App* sql_shell = nullptr;
   std::string consistency;
   std::vector<std::string> cas_args;
 };
@@ -80,8 +83,16 @@ void add_commands(CLI::App& app, CtlCommand* c, Commands* s) {
   s->sql_query
       ->add_option("--consistency", s->consistency, "local (default) or linearizable")
       ->check(consistency);
+  s->sql_checksum = s->sql->add_subcommand(
+      "checksum",
+      "Checksum every node's database at the same log position; name any node that differs");
+  s->sql_shell = s->sql->add_subcommand(
+      "shell", "Interactive SQL: statements end with ';', .help lists the shell's commands");
+  s->sql_shell
+      ->add_option("--consistency", s->consistency, "for reads: local (default) or linearizable")
+      ->check(consistency);
   for (CLI::App* sub : {s->put, s->get, s->del, s->cas, s->incr, s->keys, s->status, s->sql,
-                        s->sql_exec, s->sql_query}) {
+                        s->sql_exec, s->sql_query, s->sql_checksum, s->sql_shell}) {
     // Global options (--timeout, --json, ...) may follow the command's words.
     sub->fallthrough();
   }
@@ -123,6 +134,10 @@ bool finish_command(const Commands& s, CtlCommand* c, std::string* error) {
     c->op = CtlCommand::Op::kSqlExec;
   } else if (s.sql_query->parsed()) {
     c->op = CtlCommand::Op::kSqlQuery;
+  } else if (s.sql_checksum->parsed()) {
+    c->op = CtlCommand::Op::kSqlChecksum;
+  } else if (s.sql_shell->parsed()) {
+    c->op = CtlCommand::Op::kSqlShell;
   } else {
     *error = "no command given (put, get, del, cas, incr, keys, status, sql, or - for stdin)";
     return false;
@@ -506,6 +521,9 @@ CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool li
         break;
       case CtlCommand::Op::kStatus:
         break;
+      case CtlCommand::Op::kSqlChecksum:
+      case CtlCommand::Op::kSqlShell:
+        break;
       case CtlCommand::Op::kSqlExec:
       case CtlCommand::Op::kSqlQuery:
         if (r.ok()) {
@@ -532,6 +550,8 @@ CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool li
     case CtlCommand::Op::kSqlExec:
     case CtlCommand::Op::kSqlQuery:
       return format_sql(c, r, line_mode);
+    case CtlCommand::Op::kSqlChecksum:
+    case CtlCommand::Op::kSqlShell:
     case CtlCommand::Op::kPut:
     case CtlCommand::Op::kDel:
     case CtlCommand::Op::kCas:
@@ -663,6 +683,168 @@ CtlOutput format_status(const std::vector<NodeStatus>& nodes, bool json, bool li
   }
   if (!any) o.err = "error: no node answered\n";
   return o;
+}
+
+CtlOutput format_checksums(std::uint64_t position, const std::vector<NodeChecksum>& nodes,
+                           bool json) {
+  // The groups of equal checksums; the largest is the reference.
+  std::map<std::string, std::size_t> count;
+  for (const NodeChecksum& n : nodes) {
+    if (n.ok) ++count[n.checksum];
+  }
+  std::size_t best = 0;
+  for (const auto& [sum, k] : count) best = std::max(best, k);
+  std::size_t with_best = 0;
+  for (const auto& [sum, k] : count) with_best += k == best ? 1 : 0;
+  const bool tie = with_best > 1;
+  auto differs = [&](const NodeChecksum& n) {
+    return n.ok && count.size() > 1 && (tie || count[n.checksum] != best);
+  };
+  const bool all_ok =
+      std::all_of(nodes.begin(), nodes.end(), [](const NodeChecksum& n) { return n.ok; });
+  CtlOutput o;
+  o.exit_code = count.size() > 1 ? 1 : (all_ok && !nodes.empty() ? 0 : 2);
+  std::vector<std::string> named;
+  for (const NodeChecksum& n : nodes) {
+    if (differs(n)) named.push_back("node " + std::to_string(n.id) + " (" + n.address + ")");
+  }
+  if (json) {
+    Json j;
+    j["position"] = position;
+    j["consistent"] = count.size() <= 1;
+    j["nodes"] = Json::array();
+    for (const NodeChecksum& n : nodes) {
+      Json e{{"id", n.id}, {"address", n.address}, {"ok", n.ok}};
+      if (n.ok) {
+        e["checksum"] = n.checksum;
+        e["differs"] = differs(n);
+      } else {
+        e["error"] = n.error;
+      }
+      j["nodes"].push_back(std::move(e));
+    }
+    o.out = dump(j) + "\n";
+    return o;
+  }
+  o.out = "checksum at log position " + std::to_string(position) + "\n";
+  for (const NodeChecksum& n : nodes) {
+    o.out += "node " + std::to_string(n.id) + "  " + n.address + "  ";
+    if (!n.ok) {
+      o.out += "UNAVAILABLE: " + n.error + "\n";
+    } else {
+      o.out += n.checksum + (differs(n) ? "  DIFFERS" : "") + "\n";
+    }
+  }
+  if (count.size() > 1) {
+    std::string list;
+    for (const std::string& name : named) list += (list.empty() ? "" : ", ") + name;
+    o.err = std::string("DIVERGED: ") + list +
+            (tie ? " (no majority: every group is named)" : " differ from the majority") + "\n";
+  } else if (!all_ok || nodes.empty()) {
+    o.err = "not every node could be compared\n";
+  } else {
+    o.out += "all " + std::to_string(nodes.size()) + " nodes identical\n";
+  }
+  return o;
+}
+
+bool SqlShellBuffer::add_line(std::string_view line, std::string* unit) {
+  auto trim = [](std::string_view t) {
+    const auto b = t.find_first_not_of(" \t\r\n");
+    if (b == std::string_view::npos) return std::string_view();
+    const auto e = t.find_last_not_of(" \t\r\n");
+    return t.substr(b, e - b + 1);
+  };
+  const std::string_view t = trim(line);
+  if (text_.empty()) {
+    if (t.empty() || t.starts_with("--")) return false;
+    if (t.starts_with(".")) {
+      *unit = std::string(t);
+      return true;
+    }
+  }
+  if (!text_.empty()) text_ += "\n";
+  text_ += line;
+  // Complete when the text ends with ';' outside quotes and comments.
+  char quote = 0;
+  bool line_comment = false, block_comment = false;
+  std::size_t last_semicolon = std::string::npos;
+  std::size_t last_code = std::string::npos;
+  for (std::size_t i = 0; i < text_.size(); ++i) {
+    const char c = text_[i];
+    const char next = i + 1 < text_.size() ? text_[i + 1] : '\0';
+    if (line_comment) {
+      if (c == '\n') line_comment = false;
+      continue;
+    }
+    if (block_comment) {
+      if (c == '*' && next == '/') {
+        block_comment = false;
+        ++i;
+      }
+      continue;
+    }
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+      last_code = i;
+      continue;
+    }
+    if (c == '-' && next == '-') {
+      line_comment = true;
+    } else if (c == '/' && next == '*') {
+      block_comment = true;
+      ++i;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      quote = c;
+      last_code = i;
+    } else if (c == ';') {
+      last_semicolon = i;
+      last_code = i;
+    } else if (!std::isspace(static_cast<unsigned char>(c))) {
+      last_code = i;
+    }
+  }
+  if (quote != 0 || block_comment || last_semicolon == std::string::npos ||
+      last_semicolon != last_code) {
+    return false;
+  }
+  *unit = std::string(trim(std::string_view(text_).substr(0, last_semicolon)));
+  text_.clear();
+  if (unit->empty()) return false;  // a lone ';'
+  return true;
+}
+
+bool is_read_statement(std::string_view sql) {
+  std::size_t i = 0;
+  while (i < sql.size()) {  // skip blanks and comments before the first word
+    if (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(') {
+      ++i;
+    } else if (sql.substr(i).starts_with("--")) {
+      i = sql.find('\n', i);
+      if (i == std::string_view::npos) return false;
+    } else if (sql.substr(i).starts_with("/*")) {
+      i = sql.find("*/", i);
+      if (i == std::string_view::npos) return false;
+      i += 2;
+    } else {
+      break;
+    }
+  }
+  std::string word;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i]))) {
+    word.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(sql[i++]))));
+  }
+  if (word == "with") {
+    // WITH ... SELECT is a read; WITH ... INSERT/UPDATE/DELETE is not.
+    std::string lowered(sql);
+    for (char& c : lowered) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const char* w : {"insert", "update", "delete", "replace"}) {
+      if (lowered.find(w) != std::string::npos) return false;
+    }
+    return true;
+  }
+  return word == "select" || word == "values" || word == "explain" || word == "show" ||
+         word == "describe" || word == "desc" || word == "table";
 }
 
 }  // namespace synod::client

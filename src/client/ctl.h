@@ -18,7 +18,9 @@
 namespace synod::client {
 
 struct CtlCommand {
-  enum class Op { kPut, kGet, kDel, kCas, kIncr, kKeys, kStatus, kSqlExec, kSqlQuery };
+  enum class Op {
+    kPut, kGet, kDel, kCas, kIncr, kKeys, kStatus, kSqlExec, kSqlQuery, kSqlChecksum, kSqlShell
+  };
   Op op = Op::kStatus;
   std::string key;
   std::string value;     // put, cas: the new value
@@ -82,6 +84,39 @@ CtlOutput format_result(const CtlCommand& command, const Result& result, bool js
 // The output of status: a table (or one JSON object; one line in line mode).
 // Exit 0 when some node answered, 2 when none did.
 CtlOutput format_status(const std::vector<NodeStatus>& nodes, bool json, bool line_mode);
+
+// sql checksum: one node's checksum at the position of the checksum command.
+struct NodeChecksum {
+  std::uint32_t id = 0;
+  std::string address;
+  bool ok = false;
+  std::string checksum;  // when ok
+  std::string error;     // when not
+};
+// The table (or JSON) of every node's checksum at `position`. Exit 0 when
+// every node answered the same; 1 when some differ (those outside the largest
+// group of equal checksums are named; a tie names every group); 2 when they
+// agree but some node could not be asked.
+CtlOutput format_checksums(std::uint64_t position, const std::vector<NodeChecksum>& nodes,
+                           bool json);
+
+// sql shell: statements end with ';' at the end of a line (outside quotes and
+// comments); lines starting with '.' are shell commands (.help, .quit, ...).
+class SqlShellBuffer {
+ public:
+  // Adds a line. True when a unit is complete: *unit is a whole statement
+  // (without its final ';') or a dot command; the buffer starts over.
+  bool add_line(std::string_view line, std::string* unit);
+  // Whether a statement is waiting for more lines (the prompt says so).
+  bool pending() const { return !text_.empty(); }
+  void clear() { text_.clear(); }
+
+ private:
+  std::string text_;
+};
+// Whether the shell sends a statement as a read (query) rather than through
+// the log (exec): SELECT, WITH ... SELECT, VALUES, EXPLAIN, SHOW, DESCRIBE.
+bool is_read_statement(std::string_view sql);
 
 // The result line of a stdin line that does not parse (exit code 2).
 CtlOutput format_line_error(const std::string& error, bool json);

@@ -456,3 +456,82 @@ TEST(CtlSql, FormatsResults) {
 
 }  // namespace
 }  // namespace synod::client
+
+namespace synod::client {
+namespace {
+
+TEST(CtlSql, ParsesChecksumAndShell) {
+  Parsed p = parse({"--cluster", "a:1", "sql", "checksum"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kSqlChecksum);
+  p = parse({"--cluster", "a:1", "sql", "--backend", "postgres", "shell", "--consistency",
+             "linearizable"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kSqlShell);
+  EXPECT_EQ(p.command.backend, "postgres");
+  EXPECT_EQ(p.command.consistency, Consistency::kLinearizable);
+}
+
+TEST(CtlSql, ChecksumsNameTheNodesOutsideTheMajority) {
+  const std::string a(64, 'a'), b(64, 'b');
+  std::vector<NodeChecksum> nodes = {{1, "h:1", true, a, ""}, {2, "h:2", true, a, ""},
+                                     {3, "h:3", true, a, ""}};
+  CtlOutput o = format_checksums(9, nodes, false);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_NE(o.out.find("all 3 nodes identical"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("position 9"), std::string::npos);
+
+  nodes[1].checksum = b;
+  o = format_checksums(9, nodes, false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err, "DIVERGED: node 2 (h:2) differ from the majority\n");
+  EXPECT_NE(o.out.find(b + "  DIFFERS"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find(a + "  DIFFERS"), std::string::npos) << o.out;
+  const auto j = nlohmann::json::parse(format_checksums(9, nodes, true).out);
+  EXPECT_EQ(j["consistent"], false);
+  EXPECT_EQ(j["nodes"][1]["differs"], true);
+  EXPECT_EQ(j["nodes"][0]["differs"], false);
+
+  // No majority: every group is named.
+  nodes.pop_back();
+  o = format_checksums(9, nodes, false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("node 1 (h:1), node 2 (h:2)"), std::string::npos) << o.err;
+
+  // Agreeing, but one node could not be asked: not a pass.
+  nodes = {{1, "h:1", true, a, ""}, {2, "h:2", false, "", "connection refused"}};
+  o = format_checksums(9, nodes, false);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.out.find("UNAVAILABLE: connection refused"), std::string::npos);
+}
+
+TEST(CtlSql, ShellCollectsStatementsToTheirSemicolon) {
+  SqlShellBuffer b;
+  std::string unit;
+  EXPECT_FALSE(b.add_line("", &unit));
+  EXPECT_FALSE(b.add_line("-- a comment", &unit));
+  EXPECT_TRUE(b.add_line(".help", &unit));
+  EXPECT_EQ(unit, ".help");
+  EXPECT_FALSE(b.add_line("SELECT 'a;", &unit));
+  EXPECT_TRUE(b.pending());
+  EXPECT_FALSE(b.add_line("b' -- not the end;", &unit));
+  EXPECT_TRUE(b.add_line("  FROM t;  ", &unit));
+  EXPECT_EQ(unit, "SELECT 'a;\nb' -- not the end;\n  FROM t");
+  EXPECT_FALSE(b.pending());
+  EXPECT_TRUE(b.add_line("INSERT INTO t VALUES (1); INSERT INTO t VALUES (2);", &unit));
+  EXPECT_EQ(unit, "INSERT INTO t VALUES (1); INSERT INTO t VALUES (2)");
+  EXPECT_FALSE(b.add_line("/* ; */ SELECT 1", &unit));
+  EXPECT_TRUE(b.add_line(";", &unit));
+  EXPECT_FALSE(b.add_line(";", &unit));  // an empty statement runs nothing
+
+  EXPECT_TRUE(is_read_statement("select 1"));
+  EXPECT_TRUE(is_read_statement("  -- c\n (SELECT 1) UNION SELECT 2"));
+  EXPECT_TRUE(is_read_statement("WITH x AS (SELECT 1) SELECT * FROM x"));
+  EXPECT_FALSE(is_read_statement("WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x"));
+  EXPECT_FALSE(is_read_statement("INSERT INTO t VALUES (1)"));
+  EXPECT_FALSE(is_read_statement("CREATE TABLE selections (a)"));
+  EXPECT_FALSE(is_read_statement(""));
+}
+
+}  // namespace
+}  // namespace synod::client

@@ -1,6 +1,7 @@
 """The SQLite backend on three real nodes (issue #6, first part): statements go
 through the log from any node and every node's own database ends the same."""
 import json
+import os
 import time
 
 import pytest
@@ -113,6 +114,66 @@ def test_synodctl_sql_exec_and_query(sc):
     assert r.returncode == 1 and "no such table: nowhere" in r.stderr, (r.returncode, r.stderr)
     r = sc.ctl("sql", "query", "DELETE FROM people")
     assert r.returncode == 1 and "not a read" in r.stderr
+
+
+def test_sql_checksum_compares_every_node_at_one_position_and_names_a_diverged_one(sc):
+    import sqlite3
+    leader = sc.wait_for_leader()
+    r = sc.ctl("sql", "exec", "CREATE TABLE acct (id INTEGER PRIMARY KEY, balance INTEGER)")
+    assert r.returncode == 0, r.stderr
+    for i in range(5):
+        assert sc.ctl("sql", "exec", "INSERT INTO acct(balance) VALUES(?)", str(100 + i)).returncode == 0
+    r = sc.ctl("sql", "checksum")
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert "all 3 nodes identical" in r.stdout, r.stdout
+    sums = {line.split()[-1] for line in r.stdout.splitlines() if line.startswith("node ")}
+    assert len(sums) == 1 and len(sums.pop()) == 64
+    # Change one follower's database behind Synod's back: the next checksum names it.
+    bad = sc.followers(leader)[0]
+    db = sqlite3.connect(os.path.join(bad.data_dir, "backends", "sqlite", "db.sqlite"))
+    db.execute("UPDATE acct SET balance = balance + 1 WHERE id = 3")
+    db.commit()
+    db.close()
+    r = sc.ctl("sql", "checksum")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert f"DIVERGED: node {bad.id} (127.0.0.1:{bad.port})" in r.stderr, r.stderr
+    r = sc.ctl("sql", "checksum", "--json")
+    j = json.loads(r.stdout)
+    assert j["consistent"] is False
+    assert [n["id"] for n in j["nodes"] if n["differs"]] == [bad.id]
+
+
+def test_sql_shell_runs_statements_to_their_semicolon(sc):
+    sc.wait_for_leader()
+    script = "\n".join([
+        ".help",
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY,",
+        "                    body TEXT);",
+        "INSERT INTO notes(body) VALUES ('one; two');",
+        "INSERT INTO notes(body) VALUES ('three');",
+        ".consistency linearizable",
+        "SELECT id, body",
+        "  FROM notes ORDER BY id;",
+        "SELECT * FROM missing;",
+        ".checksum",
+        ".quit",
+        "SELECT 'never runs';",
+    ]) + "\n"
+    r = sc.ctl("sql", "shell", stdin=script)
+    out = r.stdout
+    assert ".consistency [local|linearizable]" in out
+    assert "1 row(s) affected, last insert id 1" in out
+    assert "1 row(s) affected, last insert id 2" in out
+    assert "id | body\n1  | one; two\n2  | three\n(2 rows)" in out, out
+    assert "no such table: missing" in r.stderr
+    assert "all 3 nodes identical" in out
+    assert "never runs" not in out
+    assert r.returncode == 1  # the failed SELECT
+    # A statement left without its ';' is not run, and says so.
+    r = sc.ctl("sql", "shell", stdin="INSERT INTO notes(body) VALUES ('four')\n")
+    assert r.returncode == 2 and "no ';'" in r.stderr
+    r = sc.ctl("sql", "query", "SELECT count(*) FROM notes")
+    assert r.stdout.splitlines()[1] == "2"
 
 
 # ---------------------------------------------------------------- the HTTP API
