@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--nodes", default="3", help="3 or 5; a comma list cycles")
     p.add_argument("--nemesis", default="kill,pause,partition",
                    help="comma list of kill,pause,partition,delay,skew; 'all' or 'none'")
-    p.add_argument("--workload", default="register", help="register, set; a comma list cycles")
+    p.add_argument("--workload", default="register", help="register, set, bank; a comma list cycles")
     p.add_argument("--duration", type=parse_span, default=30.0, help="seconds of faults per run")
     p.add_argument("--long", type=parse_span, default=None, metavar="SPAN",
                    help="soak: keep running schedules (next seeds) until SPAN has passed, e.g. 2h")
@@ -53,6 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--keys", type=int, default=None)
     p.add_argument("--ops-per-key", type=int, default=None)
     p.add_argument("--read-fraction", type=float, default=None)
+    p.add_argument("--accounts", type=int, default=None, help="bank: accounts of 100 each (8)")
     p.add_argument("--think-ms", type=float, default=None)
     p.add_argument("--target", choices=["leader", "home", "rr", "mixed"], default=None)
     p.add_argument("--read-target", choices=["leader", "home", "rr"], default=None)
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
 
     overrides = {k: v for k, v in {
         "clients": a.clients, "heal": a.heal, "op_timeout": a.op_timeout, "keys": a.keys,
-        "ops_per_key": a.ops_per_key, "read_fraction": a.read_fraction, "think_ms": a.think_ms,
+        "ops_per_key": a.ops_per_key, "read_fraction": a.read_fraction, "accounts": a.accounts, "think_ms": a.think_ms,
         "target": a.target, "read_target": a.read_target, "check_timeout": a.check_timeout,
         "out_dir": a.out}.items() if v is not None}
 

@@ -4,8 +4,10 @@
   linearizability  register workload (read / write / cas per key): Porcupine-style
                    search, per key, time-limited, minimal failing sub-history
   setcheck         set workload: acknowledged adds survive, nothing is invented
+  bankcheck        bank workload (SQL): the total never changes, no negative balance,
+                   every node the same, the transfer ledger against the history
 """
-from . import history, linearizability, setcheck
+from . import bankcheck, history, linearizability, setcheck
 from .history import Op, dump, format_history, load
 
-__all__ = ["history", "linearizability", "setcheck", "Op", "dump", "format_history", "load"]
+__all__ = ["bankcheck", "history", "linearizability", "setcheck", "Op", "dump", "format_history", "load"]

@@ -36,6 +36,8 @@ WRITE = "write"
 CAS = "cas"
 ADD = "add"
 READ_SET = "read_set"
+TRANSFER = "transfer"            # bank workload (checker.bankcheck)
+READ_BALANCES = "read_balances"  # bank workload
 
 # Op.result of a cas with ok=False that never entered the log (see module doc).
 REFUSED = "refused"
@@ -44,7 +46,7 @@ REFUSED = "refused"
 @dataclass
 class Op:
     client: int            # who issued it (one op at a time per client)
-    f: str                 # "read" | "write" | "cas" | "add" | "read_set"
+    f: str                 # "read" | "write" | "cas" | "add" | "read_set" | "transfer" | "read_balances"
     key: str               # register key ("" for set ops)
     value: object = None   # write: the value; cas: the new value; add: the element; read: the value returned (None = absent) when ok
     expected: object = None  # cas: the expected value (None = must be absent)
@@ -155,6 +157,22 @@ def describe(op: Op) -> str:
                 elems = sorted(elems, key=repr)
             shown = ", ".join(map(repr, elems[:20])) + (", ..." if len(elems) > 20 else "")
             out = f"-> {len(elems)} elements {{{shown}}}"
+        else:
+            out = "?" if op.ok is None else "failed"
+    elif op.f == TRANSFER and isinstance(op.value, dict):
+        v = op.value
+        call = f"transfer({v.get('op')}: {v.get('amount')} from {v.get('from')} to {v.get('to')})"
+        out = {True: "ok", False: f"failed ({op.result or 'refused'})", None: "?"}[op.ok]
+    elif op.f == READ_BALANCES:
+        call = f"read_balances({op.key})"
+        if op.ok and isinstance(op.result, list):
+            try:
+                total = sum(b for _, b in op.result)
+            except (TypeError, ValueError):
+                total = "?"
+            out = f"-> {[b for _, b in op.result] if len(op.result) <= 16 else '...'} total {total}"
+        elif op.ok:
+            out = f"-> {op.result!r}"
         else:
             out = "?" if op.ok is None else "failed"
     else:

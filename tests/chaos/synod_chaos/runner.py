@@ -50,7 +50,8 @@ class RunConfig:
     think_ms: float = 5.0           # mean pause between a client's ops
     keys: int = 4                   # register: keys in use at a time
     ops_per_key: int = 1000         # register: ops on a key before it is retired
-    read_fraction: float = 0.5      # register
+    read_fraction: float = 0.5      # register, bank
+    accounts: int = 8               # bank: accounts of 100 each
     target: str = "mixed"           # where writes go: leader | home | rr | mixed
     read_target: str = ""           # register reads: "" = like writes, or leader | home | rr
     unsafe_follower_reads: bool = False
@@ -68,7 +69,7 @@ class RunConfig:
                            ("op_timeout", "--op-timeout"), ("keys", "--keys"),
                            ("ops_per_key", "--ops-per-key"), ("target", "--target"),
                            ("read_target", "--read-target"), ("think_ms", "--think-ms"),
-                           ("read_fraction", "--read-fraction")):
+                           ("read_fraction", "--read-fraction"), ("accounts", "--accounts")):
             v = getattr(self, name)
             if v != getattr(d, name):
                 cmd += [flag, str(v)]
@@ -90,6 +91,7 @@ class RunResult:
     faults: dict = field(default_factory=dict)
     check_outcome: str = ""
     check_s: float = 0.0
+    check_summary: str = ""         # the checker's numbers (e.g. the bank's reads checked)
     explanation: str = ""
     sub_history: list = field(default_factory=list)
     problems: list = field(default_factory=list)   # crashes, liveness, errors
@@ -113,6 +115,8 @@ class RunResult:
             f"  faults injected: {faults}; proxy: {self.proxy or '-'}",
             f"  checker: {self.check_outcome or '-'} in {self.check_s:.2f}s; run took {self.wall_s:.1f}s",
         ]
+        if self.check_summary:
+            lines.append(f"  {self.check_summary}")
         for p in self.problems:
             lines.append(f"  PROBLEM: {p}")
         if self.outcome != "ok":
@@ -144,6 +148,7 @@ class Run:
         self.cluster: ChaosCluster | None = None
         self.barrier_slot = 0
         self.converged: list[int] = []
+        self.final: dict = {}
         self.t0 = time.monotonic()
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.run_dir = os.path.join(cfg.out_dir, f"{stamp}-{cfg.workload}-seed{cfg.seed}-n{cfg.nodes}"
@@ -318,6 +323,8 @@ class Run:
         extra = ["--request-timeout-ms", str(int(cfg.attempt_timeout * 1000))]
         if cfg.unsafe_follower_reads:
             extra.append("--unsafe-follower-reads")
+        for b in self.workload.backends:  # kv is always loaded (the barrier writes there)
+            extra += ["--backend", b]
         failed = True
         try:
             self.cluster = ChaosCluster(cfg.nodes, seed=cfg.seed, extra_args=extra)
@@ -339,6 +346,7 @@ class Run:
             exposed = non_loopback_listeners(pids)
             if exposed:
                 res.problems.append(f"sockets listening beyond loopback: {exposed}")
+            self.workload.setup(self)
             self.t_load = time.monotonic()
             self._start_clients()
             self._run_schedule(nemeses)
@@ -358,6 +366,7 @@ class Run:
                 self.note(f"barrier write committed at slot {self.barrier_slot}")
                 self._converge()
             final = self.workload.final(self) if self.barrier_slot else {}
+            self.final = final
             self._check_crashes()
             self.admin.close()
             ops = list(self.history)
@@ -366,6 +375,7 @@ class Run:
             chk = self.workload.check(ops, final)
             res.check_outcome = chk.outcome
             res.check_s = chk.elapsed_s
+            res.check_summary = chk.summary
             res.explanation = chk.explanation if chk.outcome != "ok" else ""
             res.sub_history = chk.sub_history
             if chk.outcome == "violation":
@@ -428,6 +438,12 @@ class Run:
         with open(os.path.join(self.run_dir, "events.txt"), "w") as f:
             f.write("schedule:\n" + "".join(x.describe() + "\n" for x in self.schedule))
             f.write("\nevents:\n" + "".join(e + "\n" for e in self.events))
+        if self.final:
+            try:
+                with open(os.path.join(self.run_dir, "final.json"), "w") as f:
+                    json.dump(history._encode(self.final), f, default=repr)
+            except (TypeError, ValueError):
+                pass
         with open(os.path.join(self.run_dir, "run.json"), "w") as f:
             json.dump({"config": asdict(self.cfg), "replay": self.cfg.replay_command(),
                        "outcome": res.outcome, "problems": res.problems, "faults": res.faults,

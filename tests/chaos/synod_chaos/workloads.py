@@ -6,6 +6,7 @@ A workload is a class registered with `register`:
         name = "mine"
         def generate(self, client, rng) -> Op         # the next op of this client (f, key, value...)
         def execute(self, client, op, deadline)       # run it: set op.ok / op.value / op.result
+        def setup(self, run)                          # optional: before the clients and faults
         def final(self, run) -> dict                  # optional: after the faults healed
         def check(self, ops, final) -> Check          # judge the history
 
@@ -17,11 +18,12 @@ history. `execute` classifies outcomes with Client: "ok" -> ok=True, "refused"
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 
-from checker import history, linearizability, setcheck
+from checker import bankcheck, history, linearizability, setcheck
 from checker.history import Op
 
 from .client import Client, kv_result
@@ -41,10 +43,12 @@ class Check:
     sub_history: list = field(default_factory=list)  # minimal failing sub-history, if any
     elapsed_s: float = 0.0
     raw: object = None           # the checker's own result
+    summary: str = ""            # one line of the checker's numbers, printed with every run
 
 
 class Workload:
     name = "base"
+    backends: tuple = ()  # backends the nodes load besides kv (e.g. "sqlite")
 
     def __init__(self, opts):
         self.opts = opts  # the RunConfig
@@ -64,6 +68,9 @@ class Workload:
 
     def execute(self, client: Client, op: Op, deadline: float):
         raise NotImplementedError
+
+    def setup(self, run):
+        """Before the clients start and the faults begin (the cluster is up)."""
 
     def final(self, run) -> dict:
         return {}
@@ -234,3 +241,226 @@ class SetWorkload(Workload):
         reads = final.get("reads", {})
         res = setcheck.check([o for o in ops if o.f == "add"], reads)
         return Check(res.outcome, res.explanation, [], time.monotonic() - t, res)
+
+
+def _sql(payload) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+@register
+class BankWorkload(Workload):
+    """SQL through the sqlite backend: `accounts` rows of `initial` each, and
+    transfers between them, each one command (one transaction) that appends to a
+    ledger and moves the amount; `CHECK (balance >= 0)` makes an overdraft fail
+    and roll back the whole command. Clients write through their home node (a
+    follower forwards) or round robin; reads of every balance are LOCAL on one
+    node (round robin over all nodes, possibly stale) or LINEARIZABLE. Checked
+    by checker.bankcheck: every read and every node's final state shows the
+    total N * initial and no negative balance; the nodes end identical (rows,
+    ledger and the content checksum at one log position); the ledger holds
+    every acknowledged transfer once and no failed one; reads show committed
+    states, linearizable ones not stale."""
+    name = "bank"
+    backends = ("sqlite",)
+    BACKEND = "sqlite"
+    INITIAL = 100
+    READ = ["SELECT id, balance FROM accounts ORDER BY id"]
+    LEDGER = "SELECT seq, op, src, dst, amount FROM ledger ORDER BY seq"
+
+    def __init__(self, opts):
+        super().__init__(opts)
+        self.accounts = max(2, getattr(opts, "accounts", 8))
+        self.counter = itertools.count(1)
+        self.local_rr = itertools.count()
+
+    def target(self, client):
+        # Every client writes through its own node (followers forward); the
+        # patient ones go round robin and wait out paused nodes.
+        if self.opts.target != "mixed":
+            return self.opts.target
+        return "rr" if getattr(client, "patient", False) else "home"
+
+    def setup_command(self):
+        rows = ",".join(f"({i}, {self.INITIAL})" for i in range(1, self.accounts + 1))
+        return [
+            "CREATE TABLE IF NOT EXISTS accounts (id INTEGER PRIMARY KEY, "
+            "balance INTEGER NOT NULL CHECK (balance >= 0))",
+            "CREATE TABLE IF NOT EXISTS ledger (seq INTEGER PRIMARY KEY, op TEXT NOT NULL, "
+            "src INTEGER NOT NULL, dst INTEGER NOT NULL, amount INTEGER NOT NULL)",
+            f"INSERT OR IGNORE INTO accounts (id, balance) VALUES {rows}",
+        ]
+
+    def setup(self, run):
+        """Before the clients and the faults: the tables and the accounts (the
+        command is idempotent), applied on every node."""
+        deadline = time.monotonic() + 30
+        while True:
+            status, resp = run.admin.write(_sql(self.setup_command()), min(deadline, time.monotonic() + 5),
+                                           "leader", backend=self.BACKEND)
+            if status == "ok":
+                break
+            if status == "error" or time.monotonic() > deadline:
+                raise RuntimeError(f"bank setup failed: {status} {resp}")
+        res = json.loads(resp.result)
+        if res.get("rolled_back") or any("error" in r for r in res.get("results", [])):
+            raise RuntimeError(f"bank setup failed: {res}")
+        for node in run.cluster.nodes:
+            run.cluster.wait_applied(node, resp.slot, timeout=20)
+        run.note(f"bank: {self.accounts} accounts of {self.INITIAL} at slot {resp.slot}")
+
+    def generate(self, client, rng):
+        if rng.random() < self.opts.read_fraction:
+            if rng.random() < 0.5:
+                return Op(client=client.index, f=history.READ_BALANCES, key=bankcheck.LINEARIZABLE)
+            ids = client.cluster.ids
+            return Op(client=client.index, f=history.READ_BALANCES,
+                      key=f"node {ids[next(self.local_rr) % len(ids)]}")
+        src, dst = rng.sample(range(1, self.accounts + 1), 2)
+        # Mostly small amounts; one in ten is large enough to overdraw often.
+        amount = rng.randint(1, 30) if rng.random() < 0.9 else rng.randint(60, 150)
+        return Op(client=client.index, f=history.TRANSFER, key="",
+                  value={"op": f"{client.index}.{next(self.counter)}", "from": src, "to": dst,
+                         "amount": amount})
+
+    def execute(self, client, op, deadline):
+        if op.f == history.READ_BALANCES:
+            return self._read(client, op, deadline)
+        v = op.value
+        cmd = [["INSERT INTO ledger (op, src, dst, amount) VALUES (:op, :src, :dst, :amt)",
+                {"op": v["op"], "src": v["from"], "dst": v["to"], "amt": v["amount"]}],
+               ["UPDATE accounts SET balance = balance - :amt WHERE id = :src",
+                {"amt": v["amount"], "src": v["from"]}],
+               ["UPDATE accounts SET balance = balance + :amt WHERE id = :dst",
+                {"amt": v["amount"], "dst": v["to"]}]]
+        status, resp = client.write(_sql(cmd), deadline, self.target(client), backend=self.BACKEND)
+        if status == "error":
+            raise RuntimeError(f"server refused a well-formed transfer: {resp}")
+        if status == "unknown":
+            op.ok = None
+            return
+        if status == "refused":
+            op.ok = False
+            op.result = "refused"
+            return
+        if resp.error:  # "applied; the result was lost in a restart": committed or rolled back?
+            op.ok = None
+            op.result = "result lost"
+            return
+        res = json.loads(resp.result)
+        results = res.get("results", [])
+        errors = [r["error"] for r in results if "error" in r]
+        if res.get("rolled_back") or errors:
+            if errors and "CHECK constraint failed" in errors[0]:
+                op.ok = False
+                op.result = "overdraft"
+                return
+            raise RuntimeError(f"transfer {v} failed unexpectedly: {res}")
+        if len(results) != 3 or any(r.get("rows_affected") != 1 for r in results):
+            raise RuntimeError(f"transfer {v}: unexpected result {res}")
+        op.ok = True
+
+    def _read(self, client, op, deadline):
+        payload = _sql(self.READ)
+        if op.key == bankcheck.LINEARIZABLE:
+            status, resp = client.read(payload, deadline, self.target(client), linearizable=True,
+                                       backend=self.BACKEND)
+            if status == "error":
+                raise RuntimeError(f"server refused a read: {resp}")
+            if status != "ok":
+                op.ok = False
+                return
+        else:  # LOCAL, of exactly this node, one attempt
+            node_id = int(op.key.split()[1])
+            resp = client.read_local(node_id, payload, timeout_s=max(0.05, min(
+                client.attempt_timeout_s, deadline - time.monotonic())), backend=self.BACKEND)
+            if resp is None or resp.code != client.pb.ClientResponse.OK:
+                op.ok = False
+                return
+        res = json.loads(resp.result)
+        first = (res.get("results") or [{}])[0]
+        op.ok = True
+        op.result = first.get("values", []) if "error" not in first else {"error": first["error"]}
+
+    def final(self, run):
+        """After every node applied the barrier: a checksum command through the
+        log, every node's checksum at its position, and every node's balances
+        and ledger (LOCAL reads), re-read if they differ while a straggler applies."""
+        out = {"nodes": {}, "checksum_position": None, "checksums": {}}
+        nodes = [n for n in run.cluster.nodes if n.id in run.converged]
+        for n in run.cluster.nodes:
+            if n.id not in run.converged:
+                out["nodes"][f"node {n.id}"] = {"balances": None, "ledger": None}
+        status, resp = run.admin.write(_sql({"checksum": True}), time.monotonic() + 15, "leader",
+                                       backend=self.BACKEND)
+        position = None  # the command's position (numbered per command, not per slot)
+        slot = run.barrier_slot  # the Paxos slot it was chosen in (what status.applied counts)
+        if status == "ok" and not resp.error:
+            r = json.loads(resp.result)
+            position = r.get("position")
+            slot = max(slot, resp.slot)
+            out["checksum_position"] = position
+            if position is None:
+                run.result.problems.append(f"bank: the checksum command answered {r}")
+        else:
+            run.result.problems.append(f"bank: the checksum command did not commit: {status} "
+                                       f"{getattr(resp, 'error', '')}")
+        for attempt in range(3):
+            target = slot
+            if attempt:
+                leader = run.cluster.find_leader()
+                s = run.cluster.status_of(leader) if leader else None
+                if s is not None:
+                    target = max(target, s.commit)
+                time.sleep(0.5)
+            states = {}
+            for n in nodes:
+                name = f"node {n.id}"
+                d = {"balances": None, "ledger": None}
+                try:
+                    run.cluster.wait_applied(n, target, timeout=10)
+                except AssertionError as e:
+                    run.note(f"bank: final read of {name}: {str(e).splitlines()[0]}")
+                    states[name] = d
+                    continue
+                resp = run.admin.read_local(n.id, _sql([self.READ[0], self.LEDGER]), timeout_s=10,
+                                            backend=self.BACKEND)
+                if resp is not None and resp.code == run.pb.ClientResponse.OK:
+                    rs = json.loads(resp.result).get("results", [])
+                    if len(rs) == 2 and "error" not in rs[0] and "error" not in rs[1]:
+                        d = {"balances": rs[0].get("values", []), "ledger": rs[1].get("values", [])}
+                    else:
+                        d = {"balances": rs[0] if rs else {"error": "no result"}, "ledger": None}
+                states[name] = d
+            if len({json.dumps(d, sort_keys=True) for d in states.values()}) <= 1:
+                break
+            run.note(f"bank: final reads differ (attempt {attempt + 1}); reading again")
+        out["nodes"].update(states)
+        unread = [k for k, v in out["nodes"].items() if v["balances"] is None]
+        if unread:
+            run.result.problems.append(f"bank: final read failed on {', '.join(unread)}")
+        if position is not None:
+            for n in nodes:
+                name = f"node {n.id}"
+                out["checksums"][name] = None
+                try:
+                    run.cluster.wait_applied(n, slot, timeout=10)
+                except AssertionError:
+                    continue
+                resp = run.admin.read_local(n.id, _sql({"checksum_at": position}), timeout_s=10,
+                                            backend=self.BACKEND)
+                if resp is not None and resp.code == run.pb.ClientResponse.OK:
+                    r = json.loads(resp.result)
+                    out["checksums"][name] = r.get("checksum")
+                    if "checksum" not in r:
+                        run.result.problems.append(f"bank: checksum_at {position} on {name}: {r}")
+                else:
+                    run.result.problems.append(f"bank: checksum_at {position} on {name} failed: "
+                                               f"{getattr(resp, 'error', 'no answer')}")
+        return out
+
+    def check(self, ops, final):
+        t = time.monotonic()
+        res = bankcheck.check([o for o in ops if o.f in (history.TRANSFER, history.READ_BALANCES)],
+                              final, accounts=self.accounts, initial=self.INITIAL)
+        return Check(res.outcome, res.explanation, list(res.bad_ops), time.monotonic() - t, res,
+                     summary=res.summary())
