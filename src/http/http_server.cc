@@ -29,8 +29,11 @@ int status_of(const proto::ClientResponse& r) {
 
 }  // namespace
 
-HttpServer::HttpServer(std::string listen, Submit submit, int timeout_ms)
-    : listen_(std::move(listen)), submit_(std::move(submit)), timeout_ms_(timeout_ms) {}
+HttpServer::HttpServer(std::string listen, Submit submit, StatusFn status, int timeout_ms)
+    : listen_(std::move(listen)),
+      submit_(std::move(submit)),
+      status_(std::move(status)),
+      timeout_ms_(timeout_ms) {}
 
 HttpServer::~HttpServer() { stop(); }
 
@@ -56,6 +59,10 @@ bool HttpServer::start(std::string* error) {
   server_->Post("/db/query", handle);
   server_->Post("/db/execute", handle);
   server_->Get("/db/execute", handle);  // answered 405 by parse_request
+  for (const char* path : {"/status", "/nodes", "/readyz"}) {
+    server_->Get(path, handle);
+    server_->Post(path, handle);  // 405
+  }
   server_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
     if (res.body.empty()) {
       res.set_content(render_error("not found: " + req.path), "application/json");
@@ -82,6 +89,21 @@ void HttpServer::serve(const httplib::Request& req, httplib::Response& res) {
   if (!api) {
     res.status = status;
     res.set_content(render_error(bad), "application/json");
+    return;
+  }
+  if (api->info != ApiRequest::Info::kNone) {
+    auto promise = std::make_shared<std::promise<proto::NodeStatus>>();
+    auto future = promise->get_future();
+    status_([promise](proto::NodeStatus&& s) { promise->set_value(std::move(s)); });
+    if (future.wait_for(std::chrono::milliseconds(timeout_ms_ + 1000)) !=
+        std::future_status::ready) {
+      res.status = 504;
+      res.set_content(render_error("the node did not answer"), "application/json");
+      return;
+    }
+    const InfoAnswer a = render_info(*api, future.get());
+    res.status = a.status;
+    res.set_content(a.body, a.content_type);
     return;
   }
   auto promise = std::make_shared<std::promise<proto::ClientResponse>>();

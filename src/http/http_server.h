@@ -28,8 +28,11 @@ class HttpServer {
   // Called on the HTTP thread; must arrange for `done` to be called exactly
   // once (from any thread), within about timeout_ms.
   using Submit = std::function<void(const ApiRequest& request, Done done)>;
+  // Called on the HTTP thread; must call its argument once with the node's
+  // status (for /status, /nodes, /readyz).
+  using StatusFn = std::function<void(std::function<void(proto::NodeStatus&&)>)>;
 
-  HttpServer(std::string listen, Submit submit, int timeout_ms);
+  HttpServer(std::string listen, Submit submit, StatusFn status, int timeout_ms);
   ~HttpServer();  // stop()
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -44,6 +47,7 @@ class HttpServer {
 
   std::string listen_;
   Submit submit_;
+  StatusFn status_;
   int timeout_ms_;
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;

@@ -1,5 +1,7 @@
 #include "http/rqlite.h"
 
+#include <cctype>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 namespace synod::http {
@@ -93,9 +95,16 @@ std::optional<ApiRequest> parse_request(const std::string& method, const std::st
       return std::nullopt;
     }
     if (has(params, "freshness")) {
-      *status = 400;
-      *error = "freshness is not supported yet; use level=none for local reads";
-      return std::nullopt;
+      auto ms = parse_go_duration(value_of(params, "freshness"));
+      if (!ms) {
+        *status = 400;
+        *error = "freshness '" + value_of(params, "freshness") +
+                 "' is not a duration (e.g. 500ms, 1s, 1m30s)";
+        return std::nullopt;
+      }
+      // Like rqlite: it bounds level=none reads; the others are fresh anyway.
+      if (r.level == ReadLevel::kNone) r.freshness_ms = *ms;
+      r.freshness_strict = has(params, "freshness_strict");
     }
     try {
       r.payload = statements.dump();
@@ -106,9 +115,130 @@ std::optional<ApiRequest> parse_request(const std::string& method, const std::st
     }
     return r;
   }
+  if (path == "/status" || path == "/nodes" || path == "/readyz") {
+    if (method != "GET") {
+      *status = 405;
+      *error = "method not allowed: " + path + " takes GET";
+      return std::nullopt;
+    }
+    r.info = path == "/status"  ? ApiRequest::Info::kStatus
+             : path == "/nodes" ? ApiRequest::Info::kNodes
+                                : ApiRequest::Info::kReady;
+    r.ready_skip_leader = has(params, "noleader");
+    return r;
+  }
   *status = 404;
-  *error = "not found: " + path + " (the API has /db/execute and /db/query)";
+  *error = "not found: " + path +
+           " (the API has /db/execute, /db/query, /status, /nodes and /readyz)";
   return std::nullopt;
+}
+
+std::optional<std::int64_t> parse_go_duration(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  if (text == "0") return 0;
+  double ns = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const std::size_t start = i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) {
+      ++i;
+    }
+    if (i == start) return std::nullopt;
+    double number = 0;
+    try {
+      std::size_t used = 0;
+      number = std::stod(text.substr(start, i - start), &used);
+      if (used != i - start) return std::nullopt;
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+    const std::size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+    const std::string unit = text.substr(unit_start, i - unit_start);
+    double scale = 0;
+    if (unit == "ns") scale = 1;
+    else if (unit == "us" || unit == "\u00b5s") scale = 1e3;
+    else if (unit == "ms") scale = 1e6;
+    else if (unit == "s") scale = 1e9;
+    else if (unit == "m") scale = 60e9;
+    else if (unit == "h") scale = 3600e9;
+    else return std::nullopt;
+    ns += number * scale;
+  }
+  if (ns > 1e18) return std::nullopt;
+  return static_cast<std::int64_t>(std::ceil(ns / 1e6));
+}
+
+InfoAnswer render_info(const ApiRequest& request, const proto::NodeStatus& s) {
+  InfoAnswer a;
+  switch (request.info) {
+    case ApiRequest::Info::kStatus: {
+      json peers = json::array();
+      for (const auto& p : s.peers()) {
+        peers.push_back({{"id", p.id()}, {"address", p.address()}, {"connected", p.connected()}});
+      }
+      json backends = json::array();
+      for (const auto& b : s.backends()) backends.push_back(b);
+      json node{{"id", s.id()},
+                {"address", s.address()},
+                {"role", s.role()},
+                {"leader", s.leader()},
+                {"ballot", {{"round", s.ballot().round()}, {"node", s.ballot().node()}}},
+                {"commit", s.commit()},
+                {"applied", s.applied()},
+                {"known_commit", s.known_commit()},
+                {"catching_up", s.catching_up()},
+                {"leader_contact_ms", s.leader_contact_ms()},
+                {"apply_error", s.apply_error()},
+                {"backends", backends},
+                {"peers", peers},
+                {"syncs", s.syncs()},
+                {"bytes_synced", s.bytes_synced()}};
+      a.body = json{{"node", std::move(node)}}.dump(request.pretty ? 4 : -1);
+      return a;
+    }
+    case ApiRequest::Info::kNodes: {
+      json nodes = json::object();
+      nodes[std::to_string(s.id())] = {{"id", s.id()},
+                                       {"addr", s.address()},
+                                       {"reachable", true},
+                                       {"leader", s.role() == "leader"}};
+      for (const auto& p : s.peers()) {
+        nodes[std::to_string(p.id())] = {{"id", p.id()},
+                                         {"addr", p.address()},
+                                         {"reachable", p.connected()},
+                                         {"leader", p.id() == s.leader()}};
+      }
+      a.body = nodes.dump(request.pretty ? 4 : -1);
+      return a;
+    }
+    case ApiRequest::Info::kReady: {
+      a.content_type = "text/plain";
+      a.body = "[+]node ok\n";
+      bool ready = true;
+      if (!request.ready_skip_leader) {
+        const bool leader = s.leader() != 0;
+        a.body += leader ? "[+]leader ok\n" : "[-]leader not ok: no leader known\n";
+        ready = ready && leader;
+      }
+      if (s.catching_up()) {
+        a.body += "[-]store not ok: catching up from the peers\n";
+        ready = false;
+      } else if (!s.apply_error().empty()) {
+        a.body += "[-]store not ok: applying is stalled: " + s.apply_error() + "\n";
+        ready = false;
+      } else {
+        a.body += "[+]store ok\n";
+      }
+      a.status = ready ? 200 : 503;
+      return a;
+    }
+    case ApiRequest::Info::kNone:
+      break;
+  }
+  a.status = 500;
+  a.body = render_error("not an info request");
+  return a;
 }
 
 std::string render_results(const ApiRequest& request, const std::string& backend_result,

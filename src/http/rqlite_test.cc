@@ -65,13 +65,13 @@ TEST(Rqlite, BadRequestsSayWhy) {
   EXPECT_EQ(status, 400);
   EXPECT_FALSE(parse("GET", "/db/query", {{"q", "x"}, {"level", "eventual"}}, "", &status, &error));
   EXPECT_NE(error.find("unknown level"), std::string::npos);
-  EXPECT_FALSE(parse("GET", "/db/query", {{"q", "x"}, {"freshness", "1s"}}, "", &status, &error));
+  EXPECT_FALSE(parse("GET", "/db/query", {{"q", "x"}, {"freshness", "1 s"}}, "", &status, &error));
   EXPECT_EQ(status, 400);
   // Found by rqlite_fuzz: q= bytes that are not UTF-8 threw from dump().
   EXPECT_FALSE(parse("GET", "/db/query", {{"q", "SELECT '\xeb'"}}, "", &status, &error));
   EXPECT_EQ(status, 400);
   EXPECT_EQ(error, "the query is not valid UTF-8");
-  EXPECT_FALSE(parse("GET", "/status", {}, "", &status, &error));
+  EXPECT_FALSE(parse("GET", "/statistics", {}, "", &status, &error));
   EXPECT_EQ(status, 404);
 }
 
@@ -92,6 +92,98 @@ TEST(Rqlite, ResultsInRqlitesShapes) {
   EXPECT_EQ(json::parse(render_results(plain, "garbage", 0))["error"],
             "the backend's answer is not an SQL result");
   EXPECT_EQ(render_error("x\"y"), R"j({"error":"x\"y"})j");
+}
+
+}  // namespace
+}  // namespace synod::http
+
+namespace synod::http {
+namespace {
+
+TEST(Rqlite, GoDurations) {
+  EXPECT_EQ(parse_go_duration("1s"), 1000);
+  EXPECT_EQ(parse_go_duration("500ms"), 500);
+  EXPECT_EQ(parse_go_duration("1m30s"), 90000);
+  EXPECT_EQ(parse_go_duration("1.5h"), 5400000);
+  EXPECT_EQ(parse_go_duration("250us"), 1);  // rounded up: a bound, never 0
+  EXPECT_EQ(parse_go_duration("0"), 0);
+  for (const char* bad : {"", "1", "s", "1x", "1.2.3s", "-1s", "99999999999h"}) {
+    EXPECT_FALSE(parse_go_duration(bad)) << bad;
+  }
+}
+
+TEST(Rqlite, FreshnessBoundsOnlyLocalReads) {
+  auto r = parse("GET", "/db/query", {{"q", "SELECT 1"}, {"level", "none"}, {"freshness", "1s"}},
+                 "");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->freshness_ms, 1000);
+  EXPECT_FALSE(r->freshness_strict);
+  r = parse("GET", "/db/query",
+            {{"q", "SELECT 1"}, {"level", "none"}, {"freshness", "1s"}, {"freshness_strict", ""}},
+            "");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->freshness_strict);
+  r = parse("GET", "/db/query", {{"q", "SELECT 1"}, {"freshness", "1s"}}, "");  // weak: ignored
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->freshness_ms, -1);
+  int status = 0;
+  std::string error;
+  EXPECT_FALSE(parse("GET", "/db/query", {{"q", "SELECT 1"}, {"level", "none"}, {"freshness", "x"}},
+                     "", &status, &error));
+  EXPECT_EQ(status, 400);
+  EXPECT_NE(error.find("not a duration"), std::string::npos);
+}
+
+TEST(Rqlite, StatusNodesAndReadyz) {
+  proto::NodeStatus s;
+  s.set_id(2);
+  s.set_address("127.0.0.1:7002");
+  s.set_role("follower");
+  s.set_leader(1);
+  s.set_applied(7);
+  s.set_leader_contact_ms(12);
+  auto* p = s.add_peers();
+  p->set_id(1);
+  p->set_address("127.0.0.1:7001");
+  p->set_connected(true);
+  p = s.add_peers();
+  p->set_id(3);
+  p->set_address("127.0.0.1:7003");
+  p->set_connected(false);
+
+  auto r = parse("GET", "/status", {}, "");
+  ASSERT_TRUE(r);
+  InfoAnswer a = render_info(*r, s);
+  EXPECT_EQ(a.status, 200);
+  const json st = json::parse(a.body);
+  EXPECT_EQ(st["node"]["applied"], 7);
+  EXPECT_EQ(st["node"]["leader_contact_ms"], 12);
+  EXPECT_EQ(st["node"]["peers"].size(), 2u);
+
+  r = parse("GET", "/nodes", {}, "");
+  a = render_info(*r, s);
+  const json nodes = json::parse(a.body);
+  EXPECT_EQ(nodes["1"]["leader"], true);
+  EXPECT_EQ(nodes["2"]["reachable"], true);
+  EXPECT_EQ(nodes["3"]["reachable"], false);
+
+  r = parse("GET", "/readyz", {}, "");
+  a = render_info(*r, s);
+  EXPECT_EQ(a.status, 200);
+  EXPECT_EQ(a.body, "[+]node ok\n[+]leader ok\n[+]store ok\n");
+  s.set_leader(0);
+  EXPECT_EQ(render_info(*r, s).status, 503);
+  r = parse("GET", "/readyz", {{"noleader", ""}}, "");
+  EXPECT_EQ(render_info(*r, s).status, 200);
+  s.set_apply_error("connection to MariaDB lost");
+  a = render_info(*r, s);
+  EXPECT_EQ(a.status, 503);
+  EXPECT_NE(a.body.find("applying is stalled: connection to MariaDB lost"), std::string::npos);
+
+  int status = 0;
+  std::string error;
+  EXPECT_FALSE(parse("POST", "/readyz", {}, "", &status, &error));
+  EXPECT_EQ(status, 405);
 }
 
 }  // namespace

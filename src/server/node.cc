@@ -119,9 +119,19 @@ bool Node::start(std::string* error) {
         cfg_.http_listen,
         [this](const http::ApiRequest& api, http::HttpServer::Done done) {
           asio::post(io_, [this, api, done = std::move(done)]() mutable {
-            on_frontend_request(FrontendRequest{cfg_.http_backend, api.write, api.payload,
-                                                api.level == http::ReadLevel::kLinearizable,
-                                                std::move(done), {}});
+            FrontendRequest fr{cfg_.http_backend, api.write, api.payload,
+                               api.level == http::ReadLevel::kLinearizable, std::move(done), {}};
+            fr.freshness_ms = api.freshness_ms;
+            fr.freshness_strict = api.freshness_strict;
+            on_frontend_request(std::move(fr));
+          });
+        },
+        [this](std::function<void(proto::NodeStatus&&)> done) {
+          asio::post(io_, [this, done = std::move(done)] {
+            advance_clock();
+            proto::NodeStatus s;
+            fill_status(&s);
+            done(std::move(s));
           });
         },
         static_cast<int>(cfg_.request_timeout_ms));
@@ -207,7 +217,15 @@ void Node::on_peer_message(proto::PeerMessage&& m) {
     return;
   }
   replica_->step(msg);
+  if (m.from() != 0 && m.from() == replica_->leader_hint()) leader_contact_ = Clock::now();
   schedule_flush();
+}
+
+std::int64_t Node::leader_contact_ms() const {
+  if (replica_->role() == paxos::Role::kLeader) return 0;
+  if (!leader_contact_) return -1;
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - *leader_contact_)
+      .count();
 }
 
 void Node::advance_clock() {
@@ -281,6 +299,27 @@ void Node::frontend_attempt(FrontendRequest fr) {
   // the node retries for it, every tick until the deadline, whenever the
   // answer says the command never entered the log (NOT_LEADER, UNAVAILABLE).
   // Other answers, TIMEOUT (outcome unknown) included, go back as they are.
+  if (!fr.write && !fr.linearizable && fr.freshness_ms >= 0 &&
+      replica_->role() != paxos::Role::kLeader) {
+    const std::int64_t age = leader_contact_ms();
+    std::string stale;
+    if (age < 0 || age > fr.freshness_ms) {
+      stale = age < 0 ? "this node has not heard from a leader"
+                      : "this node last heard from the leader " + std::to_string(age) +
+                            " ms ago, more than freshness " + std::to_string(fr.freshness_ms) +
+                            " ms";
+    } else if (fr.freshness_strict && applied_slot_ < replica_->known_commit()) {
+      stale = "this node has applied through slot " + std::to_string(applied_slot_) +
+              " of the " + std::to_string(replica_->known_commit()) + " it knows are chosen";
+    }
+    if (!stale.empty()) {
+      proto::ClientResponse r;
+      r.set_code(Code::ClientResponse_Code_UNAVAILABLE);
+      r.set_error("stale read: " + stale);
+      fr.reply(std::move(r));
+      return;
+    }
+  }
   auto shared = std::make_shared<FrontendRequest>(std::move(fr));
   Reply reply = [this, shared](proto::ClientResponse&& r) {
     const bool retry = (r.code() == Code::ClientResponse_Code_NOT_LEADER ||
@@ -895,6 +934,7 @@ void Node::fill_status(proto::NodeStatus* s) {
   s->set_bytes_synced(st.bytes_synced);
   for (const auto& b : cfg_.backends) s->add_backends(b);
   s->set_apply_error(apply_error_);
+  s->set_leader_contact_ms(leader_contact_ms());
 }
 
 }  // namespace synod::server

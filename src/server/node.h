@@ -103,8 +103,15 @@ class Node {
     bool linearizable = true;  // reads
     Reply reply;
     std::chrono::steady_clock::time_point deadline;
+    // Local reads (rqlite's freshness=): refused as stale when this node has
+    // not heard from the leader for longer (-1: no bound); strict: also when
+    // it has not applied everything it knows to be committed.
+    std::int64_t freshness_ms = -1;
+    bool freshness_strict = false;
   };
   void on_frontend_request(FrontendRequest fr);
+  // See NodeStatus.leader_contact_ms.
+  std::int64_t leader_contact_ms() const;
   void frontend_attempt(FrontendRequest fr);
   // Not the leader: forward to it, or answer NOT_LEADER/UNAVAILABLE with a hint.
   void forward_or_redirect(proto::ClientRequest& req, Reply reply, bool no_forward);
@@ -163,6 +170,8 @@ class Node {
   std::uint64_t applied_position_ = 0;
   std::int64_t log_time_ms_ = 0;
   std::string apply_error_;
+  // When a message from the leader (as this node knows it) last arrived.
+  std::optional<std::chrono::steady_clock::time_point> leader_contact_;
   // The wait before applying is retried after an error: doubles per failure
   // (100 ms to 5 s), back to 100 ms once a slot applies.
   std::chrono::milliseconds apply_backoff_{100};

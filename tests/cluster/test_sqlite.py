@@ -254,4 +254,61 @@ def test_rqlite_http_api_as_its_documentation_says(hc):
     assert status == 200 and "not a read" in r["results"][0]["error"]
     status, r = http(fp, "GET", "/nothing")
     assert status == 404 and "error" in r
-    assert http(fp, "GET", "/db/query?q=SELECT%201&freshness=1s")[0] == 400
+    assert http(fp, "GET", "/db/query?q=SELECT%201&level=none&freshness=1s")[0] == 200
+    assert http(fp, "GET", "/db/query?q=SELECT%201&level=none&freshness=soon")[0] == 400
+
+
+def http_text(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_http_status_nodes_readyz_and_freshness(hc):
+    import signal
+    leader = hc.wait_for_leader()
+    follower, other = hc.followers(leader)
+    status, r = http(follower.http_port, "GET", "/status")
+    assert status == 200, r
+    assert r["node"]["id"] == follower.id and r["node"]["role"] == "follower"
+    assert r["node"]["leader"] == leader.id and 0 <= r["node"]["leader_contact_ms"] < 5000
+    assert r["node"]["backends"] == ["kv", "sqlite"] or "sqlite" in r["node"]["backends"]
+    status, r = http(leader.http_port, "GET", "/nodes")
+    assert status == 200 and sorted(r) == ["1", "2", "3"], r
+    assert r[str(leader.id)]["leader"] is True and r[str(follower.id)]["leader"] is False
+    assert all(n["reachable"] for n in r.values()), r
+    assert http_text(follower.http_port, "/readyz") == (200, "[+]node ok\n[+]leader ok\n[+]store ok\n")
+    assert http(follower.http_port, "POST", "/status", [])[0] == 405
+    # Freshness: with the two other nodes paused, the follower stops hearing
+    # from a leader; a bounded local read is refused as stale, an unbounded
+    # one is still served, and /readyz stays ready only with ?noleader.
+    leader.proc.send_signal(signal.SIGSTOP)
+    other.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(1.0)
+        q = "/db/query?q=SELECT%201&level=none"
+        status, r = http(follower.http_port, "GET", q + "&freshness=300ms")
+        assert status == 503 and "stale read" in r["error"], (status, r)
+        status, r = http(follower.http_port, "GET", q)
+        assert status == 200 and r["results"][0]["values"] == [[1]], r
+        deadline = time.time() + 10
+        while time.time() < deadline:  # the follower gives up on the old leader
+            status, text = http_text(follower.http_port, "/readyz")
+            if status == 503:
+                break
+            time.sleep(0.2)
+        assert status == 503 and "[-]leader not ok" in text, text
+        assert http_text(follower.http_port, "/readyz?noleader")[0] == 200
+    finally:
+        leader.proc.send_signal(signal.SIGCONT)
+        other.proc.send_signal(signal.SIGCONT)
+    hc.wait_for_leader()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        status, r = http(follower.http_port, "GET", "/db/query?q=SELECT%201&level=none&freshness=2s")
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert status == 200, r
