@@ -157,6 +157,9 @@ bool check_tokens(const std::vector<Token>& t, bool write, bool create, std::str
                                " database (each node has its own)");
       }
     }
+    if (tok.kind == TokenKind::kWord && (name == "outfile" || name == "dumpfile")) {
+      return refuse(why, "INTO " + upper(name) + " is refused: it writes a file on the server");
+    }
     const bool call = i + 1 < t.size() && is_punct(t[i + 1], "(") &&
                       !(i > 0 && t[i - 1].kind == TokenKind::kWord &&
                         kNotACall.count(lower(t[i - 1].text)) != 0) &&
@@ -170,7 +173,7 @@ bool check_tokens(const std::vector<Token>& t, bool write, bool create, std::str
       if (qualified) i += 2;
       continue;
     }
-    if (call) {
+    if (call && write) {
       for (const auto& [fn, reason] : denied) {
         if (name == fn) return refuse(why, upper(fn) + "() is refused: " + std::string(reason));
       }
@@ -182,9 +185,6 @@ bool check_tokens(const std::vector<Token>& t, bool write, bool create, std::str
     if (name == "current_user" || name == "current_role") {
       return refuse(why, upper(name) + " is refused: the connection's user and host");
     }
-    if (name == "outfile" || name == "dumpfile") {
-      return refuse(why, "INTO " + upper(name) + " is refused: it writes a file on the server");
-    }
     if (kListEnd.count(name) != 0) in_list = false;
     if (kTableWords.count(name) != 0 && (name != "to" || write)) expect_table = true;
     if (create && name == "like") expect_table = true;
@@ -193,20 +193,6 @@ bool check_tokens(const std::vector<Token>& t, bool write, bool create, std::str
     }
   }
   return true;
-}
-
-// The statement's first words, lowercased (up to n).
-std::vector<std::string> leading_words(const std::vector<Token>& t, size_t n) {
-  std::vector<std::string> out;
-  for (const Token& tok : t) {
-    if (out.size() == n) break;
-    if (tok.kind == TokenKind::kWord) {
-      out.push_back(lower(tok.text));
-    } else {
-      out.push_back(std::string(tok.text));
-    }
-  }
-  return out;
 }
 
 // CREATE [OR REPLACE] [UNIQUE|FULLTEXT|SPATIAL] [ALGORITHM = x] [SQL SECURITY x]

@@ -117,12 +117,12 @@ TEST(MysqlRules, EnginesOtherDatabasesAndSynodTablesAreRefused) {
 TEST(MysqlRules, SchemaStatementsMustStandAlone) {
   bool schema = false;
   std::string why;
-  EXPECT_TRUE(check_command(R"(["CREATE TABLE t (a INT PRIMARY KEY)"])", &schema, &why)) << why;
+  EXPECT_TRUE(check_command(R"j(["CREATE TABLE t (a INT PRIMARY KEY)"])j", &schema, &why)) << why;
   EXPECT_TRUE(schema);
-  EXPECT_FALSE(check_command(R"(["CREATE TABLE t (a INT PRIMARY KEY)", "INSERT INTO t VALUES (1)"])",
+  EXPECT_FALSE(check_command(R"j(["CREATE TABLE t (a INT PRIMARY KEY)", "INSERT INTO t VALUES (1)"])j",
                              &schema, &why));
   EXPECT_NE(why.find("must be the only statement"), std::string::npos) << why;
-  EXPECT_FALSE(check_command(R"(["INSERT INTO t VALUES (1); ALTER TABLE t ADD b INT"])", &schema,
+  EXPECT_FALSE(check_command(R"j(["INSERT INTO t VALUES (1); ALTER TABLE t ADD b INT"])j", &schema,
                              &why));
   EXPECT_TRUE(check_command(R"({"checksum": true})", &schema, &why));
   EXPECT_FALSE(check_command("not json", &schema, &why));

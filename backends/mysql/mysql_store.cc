@@ -36,7 +36,7 @@ constexpr const char* kSessionSettings =
     "STRICT_TRANS_TABLES,STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ZERO_DATE,"
     "NO_ZERO_IN_DATE,NO_ENGINE_SUBSTITUTION,NO_AUTO_CREATE_USER', "
     "default_storage_engine = InnoDB, enforce_storage_engine = InnoDB, autocommit = 1, "
-    "transaction_isolation = 'REPEATABLE-READ', div_precision_increment = 4, "
+    "tx_isolation = 'REPEATABLE-READ', div_precision_increment = 4, "
     "group_concat_max_len = 1048576, lc_time_names = 'en_US', "
     "explicit_defaults_for_timestamp = ON, sql_auto_is_null = 0, "
     "auto_increment_increment = 1, auto_increment_offset = 1, foreign_key_checks = 1, "
@@ -540,7 +540,8 @@ std::string command_settings(const synod_apply_context& ctx) {
   std::snprintf(buf, sizeof buf,
                 "SET timestamp = %" PRId64 ".%03" PRId64
                 ", rand_seed1 = %" PRIu64 ", rand_seed2 = %" PRIu64 ", last_insert_id = 0",
-                ms / 1000, ms % 1000, seed & 0x3FFFFFFFULL, (seed >> 32) & 0x3FFFFFFFULL);
+                ms / 1000, ms % 1000, static_cast<std::uint64_t>(seed & 0x3FFFFFFFULL),
+                static_cast<std::uint64_t>((seed >> 32) & 0x3FFFFFFFULL));
   return buf;
 }
 

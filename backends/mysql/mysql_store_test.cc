@@ -111,24 +111,24 @@ TEST(MysqlStore, CreateInsertSelectWithParameters) {
   ASSERT_TRUE(s);
   EXPECT_EQ(s->last_applied(), 0u);
   EXPECT_EQ(apply(*s, 1,
-                  R"(["CREATE TABLE foo (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, name TEXT, )"
-                  R"(score DOUBLE, price DECIMAL(10,2), data BLOB, born DATETIME)"),
-            R"({"results":[{"last_insert_id":0,"rows_affected":0}]})");
+                  R"j(["CREATE TABLE foo (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, name TEXT, )j"
+                  R"j(score DOUBLE, price DECIMAL(10,2), data BLOB, born DATETIME)"])j"),
+            R"j({"results":[{"last_insert_id":0,"rows_affected":0}]})j");
   EXPECT_EQ(apply(*s, 2,
-                  R"([["INSERT INTO foo(name, score) VALUES(?, ?)", "fiona", 1.5],)"
-                  R"( ["INSERT INTO foo(name, price) VALUES(:name, :price)", {"name": "it's \"x\"", "price": 3}],)"
-                  R"( ["INSERT INTO foo(name, data, born) VALUES(?, x'00ff', '2024-01-02 03:04:05')", null]])"),
-            R"({"results":[{"last_insert_id":1,"rows_affected":1},{"last_insert_id":2,"rows_affected":1},)"
-            R"({"last_insert_id":3,"rows_affected":1}]})");
+                  R"j([["INSERT INTO foo(name, score) VALUES(?, ?)", "fiona", 1.5],)j"
+                  R"j( ["INSERT INTO foo(name, price) VALUES(:name, :price)", {"name": "it's \"x\"", "price": 3}],)j"
+                  R"j( ["INSERT INTO foo(name, data, born) VALUES(?, x'00ff', '2024-01-02 03:04:05')", null]])j"),
+            R"j({"results":[{"last_insert_id":1,"rows_affected":1},{"last_insert_id":2,"rows_affected":1},)j"
+            R"j({"last_insert_id":3,"rows_affected":1}]})j");
   EXPECT_EQ(s->last_applied(), 2u);
-  EXPECT_EQ(query(*s, R"(["SELECT id, name, score, price, data, born FROM foo ORDER BY id"])"),
-            R"({"results":[{"columns":["id","name","score","price","data","born"],)"
-            R"("types":["int","text","double","decimal","blob","datetime"],"values":[)"
-            R"([1,"fiona",1.5,null,null,null],[2,"it's \"x\"",null,"3.00",null,null],)"
-            R"([3,null,null,null,"AP8=","2024-01-02 03:04:05"]]}]})");
+  EXPECT_EQ(query(*s, R"j(["SELECT id, name, score, price, data, born FROM foo ORDER BY id"])j"),
+            R"j({"results":[{"columns":["id","name","score","price","data","born"],)j"
+            R"j("types":["int","text","double","decimal","blob","datetime"],"values":[)j"
+            R"j([1,"fiona",1.5,null,null,null],[2,"it's \"x\"",null,"3.00",null,null],)j"
+            R"j([3,null,null,null,"AP8=","2024-01-02 03:04:05"]]}]})j");
   // A write is not a read.
-  EXPECT_EQ(query(*s, R"(["INSERT INTO foo(name) VALUES('x')"])"),
-            R"({"results":[{"error":"not a read: writes go through the log (execute, not query)"}]})");
+  EXPECT_EQ(query(*s, R"j(["INSERT INTO foo(name) VALUES('x')"])j"),
+            R"j({"results":[{"error":"not a read: writes go through the log (execute, not query)"}]})j");
   // The table is InnoDB.
   EXPECT_EQ(Side().column("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
                           "'synod_t_basic' AND TABLE_NAME = 'foo'"),
@@ -138,70 +138,70 @@ TEST(MysqlStore, CreateInsertSelectWithParameters) {
 TEST(MysqlStore, MultiStatementStringsAndRowsMatched) {
   auto s = fresh("synod_t_multi");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"])");
-  EXPECT_EQ(apply(*s, 2, R"(["INSERT INTO t(v) VALUES (1); INSERT INTO t(v) VALUES (1), (2)"])"),
-            R"({"results":[{"last_insert_id":2,"rows_affected":3}]})");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"])j");
+  EXPECT_EQ(apply(*s, 2, R"j(["INSERT INTO t(v) VALUES (1); INSERT INTO t(v) VALUES (1), (2)"])j"),
+            R"j({"results":[{"last_insert_id":2,"rows_affected":3}]})j");
   // UPDATE counts rows matched, not rows changed (CLIENT_FOUND_ROWS), as SQLite
   // does; last_insert_id carries over within a command, as in SQLite.
-  EXPECT_EQ(apply(*s, 3, R"(["INSERT INTO t(v) VALUES (9)", "UPDATE t SET v = 1 WHERE v = 1"])"),
-            R"({"results":[{"last_insert_id":4,"rows_affected":1},{"last_insert_id":4,"rows_affected":2}]})");
+  EXPECT_EQ(apply(*s, 3, R"j(["INSERT INTO t(v) VALUES (9)", "UPDATE t SET v = 1 WHERE v = 1"])j"),
+            R"j({"results":[{"last_insert_id":4,"rows_affected":1},{"last_insert_id":4,"rows_affected":2}]})j");
   // ... and starts from 0 in every command; LAST_INSERT_ID() too.
-  EXPECT_EQ(apply(*s, 4, R"(["UPDATE t SET v = LAST_INSERT_ID() WHERE id = 4"])"),
-            R"({"results":[{"last_insert_id":0,"rows_affected":1}]})");
-  EXPECT_EQ(query(*s, R"(["SELECT v FROM t WHERE id = 4"])"),
-            R"({"results":[{"columns":["v"],"types":["int"],"values":[[0]]}]})");
+  EXPECT_EQ(apply(*s, 4, R"j(["UPDATE t SET v = LAST_INSERT_ID() WHERE id = 4"])j"),
+            R"j({"results":[{"last_insert_id":0,"rows_affected":1}]})j");
+  EXPECT_EQ(query(*s, R"j(["SELECT v FROM t WHERE id = 4"])j"),
+            R"j({"results":[{"columns":["v"],"types":["int"],"values":[[0]]}]})j");
 }
 
 TEST(MysqlStore, SqlErrorRollsBackTheCommandAndThePositionAdvances) {
   auto s = fresh("synod_t_error");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT PRIMARY KEY)"])");
-  const std::string r = apply(*s, 2, R"(["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (1)"])");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT PRIMARY KEY)"])j");
+  const std::string r = apply(*s, 2, R"j(["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (1)"])j");
   const json j = json::parse(r);
   ASSERT_EQ(j["results"].size(), 2u) << r;
   EXPECT_EQ(j["results"][0], json({{"last_insert_id", 0}, {"rows_affected", 1}}));
   EXPECT_NE(j["results"][1]["error"].get<std::string>().find("Duplicate entry"), std::string::npos);
   EXPECT_EQ(j["rolled_back"], true);
   EXPECT_EQ(s->last_applied(), 2u);
-  EXPECT_EQ(query(*s, R"(["SELECT COUNT(*) FROM t"])"),
-            R"({"results":[{"columns":["COUNT(*)"],"types":["bigint"],"values":[[0]]}]})");
+  EXPECT_EQ(query(*s, R"j(["SELECT COUNT(*) FROM t"])j"),
+            R"j({"results":[{"columns":["COUNT(*)"],"types":["bigint"],"values":[[0]]}]})j");
   // Not JSON: a result too.
   EXPECT_EQ(apply(*s, 3, "nope"),
-            R"({"results":[{"error":"the command is not a JSON array of statements"}],"rolled_back":true})");
+            R"j({"results":[{"error":"the command is not a JSON array of statements"}],"rolled_back":true})j");
   EXPECT_EQ(s->last_applied(), 3u);
 }
 
 TEST(MysqlStore, TransactionFalseKeepsTheStatementsThatWorked) {
   auto s = fresh("synod_t_notx");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT PRIMARY KEY)"])");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT PRIMARY KEY)"])j");
   const json j = json::parse(apply(
       *s, 2,
-      R"({"statements": ["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"], "transaction": false})"));
+      R"j({"statements": ["INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (1)", "INSERT INTO t VALUES (2)"], "transaction": false})j"));
   ASSERT_EQ(j["results"].size(), 3u) << j;
   EXPECT_TRUE(j["results"][1].contains("error"));
   EXPECT_FALSE(j.contains("rolled_back"));
-  EXPECT_EQ(query(*s, R"(["SELECT id FROM t ORDER BY id"])"),
-            R"({"results":[{"columns":["id"],"types":["int"],"values":[[1],[2]]}]})");
+  EXPECT_EQ(query(*s, R"j(["SELECT id FROM t ORDER BY id"])j"),
+            R"j({"results":[{"columns":["id"],"types":["int"],"values":[[1],[2]]}]})j");
 }
 
 TEST(MysqlStore, BatchesPositionsAndReopen) {
   auto s = fresh("synod_t_batch");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"])");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"])j");
   std::vector<synod_apply_context> ctxs = {ctx(3), ctx(5), ctx(9)};
-  std::vector<std::string> cmds = {R"(["INSERT INTO t(v) VALUES (1)"])",
-                                   R"(["INSERT INTO t(v) VALUES (2)"])",
-                                   R"(["INSERT INTO t(v) VALUES (3)"])"};
+  std::vector<std::string> cmds = {R"j(["INSERT INTO t(v) VALUES (1)"])j",
+                                   R"j(["INSERT INTO t(v) VALUES (2)"])j",
+                                   R"j(["INSERT INTO t(v) VALUES (3)"])j"};
   std::vector<std::string_view> views(cmds.begin(), cmds.end());
   std::vector<std::string> results;
   std::string error;
   ASSERT_TRUE(s->apply_batch(3, ctxs.data(), views.data(), &results, &error)) << error;
-  EXPECT_EQ(results[2], R"({"results":[{"last_insert_id":3,"rows_affected":1}]})");
+  EXPECT_EQ(results[2], R"j({"results":[{"last_insert_id":3,"rows_affected":1}]})j");
   EXPECT_EQ(s->last_applied(), 9u);
   // Already applied: a no-op that says so.
-  EXPECT_EQ(apply(*s, 5, R"(["INSERT INTO t(v) VALUES (99)"])"),
-            R"({"error":"position 5 was already applied (last applied: 9); not applied again"})");
+  EXPECT_EQ(apply(*s, 5, R"j(["INSERT INTO t(v) VALUES (99)"])j"),
+            R"j({"error":"position 5 was already applied (last applied: 9); not applied again"})j");
   // A batch that includes applied positions applies only the new ones.
   ctxs = {ctx(9), ctx(10)};
   ASSERT_TRUE(s->apply_batch(2, ctxs.data(), views.data(), &results, &error)) << error;
@@ -210,8 +210,8 @@ TEST(MysqlStore, BatchesPositionsAndReopen) {
   auto again = MysqlStore::open(config("synod_t_batch"), &error);
   ASSERT_TRUE(again) << error;
   EXPECT_EQ(again->last_applied(), 10u);
-  EXPECT_EQ(query(*again, R"(["SELECT v FROM t ORDER BY id"])"),
-            R"({"results":[{"columns":["v"],"types":["int"],"values":[[1],[2],[3],[2]]}]})");
+  EXPECT_EQ(query(*again, R"j(["SELECT v FROM t ORDER BY id"])j"),
+            R"j({"results":[{"columns":["v"],"types":["int"],"values":[[1],[2],[3],[2]]}]})j");
   // All or nothing: a batch whose server connection dies applies nothing.
 }
 
@@ -220,13 +220,13 @@ TEST(MysqlStore, DeterministicAcrossTwoDatabases) {
   auto b = fresh("synod_t_det_b");
   ASSERT_TRUE(a && b);
   const std::vector<std::string> cmds = {
-      R"(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6), )"
-      R"(r DOUBLE, u BIGINT, d DATE, note VARCHAR(40))"])",
-      R"([["INSERT INTO t (r, u, d, note) VALUES (RAND(), UNIX_TIMESTAMP(), CURDATE(), ?)", "one"]])",
-      R"(["INSERT INTO t (r, u, d) VALUES (RAND(), FLOOR(RAND() * 1000000), UTC_DATE())", )"
-      R"("INSERT INTO t (r, note) SELECT RAND(), CONCAT('copy ', id) FROM t ORDER BY id"])",
-      R"(["UPDATE t SET note = CONCAT(note, ' ', DATE_FORMAT(NOW(3), '%Y-%m-%d %H:%i:%s.%f'))"])",
-      R"({"checksum": true})"};
+      R"j(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6), )j"
+      R"j(r DOUBLE, u BIGINT, d DATE, note VARCHAR(40))"])j",
+      R"j([["INSERT INTO t (r, u, d, note) VALUES (RAND(), UNIX_TIMESTAMP(), CURDATE(), ?)", "one"]])j",
+      R"j(["INSERT INTO t (r, u, d) VALUES (RAND(), FLOOR(RAND() * 1000000), UTC_DATE())", )j"
+      R"j("INSERT INTO t (r, note) SELECT RAND(), CONCAT('copy ', id) FROM t ORDER BY id"])j",
+      R"j(["UPDATE t SET note = CONCAT(note, ' ', DATE_FORMAT(NOW(3), '%Y-%m-%d %H:%i:%s.%f'))"])j",
+      R"j({"checksum": true})j"};
   std::string sum_a, sum_b;
   for (size_t i = 0; i < cmds.size(); ++i) {
     const int64_t ts = 1700000000123 + static_cast<int64_t>(i) * 1001;
@@ -238,37 +238,37 @@ TEST(MysqlStore, DeterministicAcrossTwoDatabases) {
       sum_b = json::parse(rb)["checksum"];
     }
   }
-  const std::string q = R"(["SELECT * FROM t ORDER BY id"])";
+  const std::string q = R"j(["SELECT * FROM t ORDER BY id"])j";
   EXPECT_EQ(query(*a, q), query(*b, q));
   EXPECT_EQ(sum_a, sum_b);
   EXPECT_EQ(sum_a.size(), 64u);
   // The command's time, to the millisecond.
-  EXPECT_EQ(query(*a, R"(["SELECT at, u, d FROM t WHERE id = 1"])"),
-            R"({"results":[{"columns":["at","u","d"],"types":["datetime","bigint","date"],)"
-            R"("values":[["2023-11-14 22:13:21.124000",1700000001,"2023-11-14"]]}]})");
+  EXPECT_EQ(query(*a, R"j(["SELECT at, u, d FROM t WHERE id = 1"])j"),
+            R"j({"results":[{"columns":["at","u","d"],"types":["datetime","bigint","date"],)j"
+            R"j("values":[["2023-11-14 22:13:21.124000",1700000001,"2023-11-14"]]}]})j");
   // checksum_at: the stored checksum, or an error.
-  EXPECT_EQ(query(*a, R"({"checksum_at": 5})"),
+  EXPECT_EQ(query(*a, R"j({"checksum_at": 5})j"),
             json({{"position", 5}, {"checksum", sum_a}}).dump());
-  EXPECT_NE(query(*a, R"({"checksum_at": 4})").find("no checksum at position 4"),
+  EXPECT_NE(query(*a, R"j({"checksum_at": 4})j").find("no checksum at position 4"),
             std::string::npos);
-  EXPECT_NE(query(*a, R"({"checksum_at": 77})").find("not applied yet"), std::string::npos);
+  EXPECT_NE(query(*a, R"j({"checksum_at": 77})j").find("not applied yet"), std::string::npos);
 
   // Modified behind the backend's back: the next checksum differs.
   Side().exec("UPDATE synod_t_det_b.t SET note = 'tampered' WHERE id = 1");
-  const std::string c = R"({"checksum": true})";
+  const std::string c = R"j({"checksum": true})j";
   EXPECT_NE(apply(*a, 6, c), apply(*b, 6, c));
 }
 
 TEST(MysqlStore, RefusedFunctionsAreNamedInValidateAndApply) {
   auto s = fresh("synod_t_refuse");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT PRIMARY KEY, v TEXT)"])");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT PRIMARY KEY, v TEXT)"])j");
   uint64_t slot = 2;
   for (const std::string fn : {"UUID()", "UUID_SHORT()", "SYSDATE()", "CONNECTION_ID()",
                                "DATABASE()", "VERSION()", "USER()", "SLEEP()", "GET_LOCK()",
                                "LOAD_FILE()", "FOUND_ROWS()"}) {
     const std::string name = fn.substr(0, fn.size() - 2);
-    const std::string cmd = R"(["INSERT INTO t VALUES (1, )" + name + R"(('x'))"])";
+    const std::string cmd = R"j(["INSERT INTO t VALUES (1, )j" + name + R"j(('x'))"])j";
     std::string why;
     EXPECT_FALSE(s->validate(cmd, &why)) << cmd;
     EXPECT_NE(why.find(fn), std::string::npos) << why;
@@ -278,26 +278,26 @@ TEST(MysqlStore, RefusedFunctionsAreNamedInValidateAndApply) {
     EXPECT_EQ(s->last_applied(), slot++);
   }
   for (const std::string cmd :
-       {R"(["SET @x = 1"])", R"(["INSERT INTO t VALUES (@x, 'a')"])", R"(["BEGIN"])",
-        R"(["INSERT INTO t VALUES (1, 'a')", "COMMIT"])", R"(["SELECT * FROM _synod_meta"])",
-        R"(["CREATE TABLE m (a INT) ENGINE=MyISAM"])", R"(["INSERT INTO mysql.user VALUES (1)"])",
-        R"(["USE mysql"])", R"(["CREATE TABLE x (a INT PRIMARY KEY)", "INSERT INTO x VALUES (1)"])"}) {
+       {R"j(["SET @x = 1"])j", R"j(["INSERT INTO t VALUES (@x, 'a')"])j", R"j(["BEGIN"])j",
+        R"j(["INSERT INTO t VALUES (1, 'a')", "COMMIT"])j", R"j(["SELECT * FROM _synod_meta"])j",
+        R"j(["CREATE TABLE m (a INT) ENGINE=MyISAM"])j", R"j(["INSERT INTO mysql.user VALUES (1)"])j",
+        R"j(["USE mysql"])j", R"j(["CREATE TABLE x (a INT PRIMARY KEY)", "INSERT INTO x VALUES (1)"])j"}) {
     std::string why;
     EXPECT_FALSE(s->validate(cmd, &why)) << cmd;
     const json r = json::parse(apply(*s, slot++, cmd));
     EXPECT_EQ(r["results"][0]["error"], why) << cmd;
   }
-  EXPECT_EQ(query(*s, R"(["SELECT COUNT(*) FROM t"])"),
-            R"({"results":[{"columns":["COUNT(*)"],"types":["bigint"],"values":[[0]]}]})");
+  EXPECT_EQ(query(*s, R"j(["SELECT COUNT(*) FROM t"])j"),
+            R"j({"results":[{"columns":["COUNT(*)"],"types":["bigint"],"values":[[0]]}]})j");
   std::string why;
-  EXPECT_TRUE(s->validate(R"([["INSERT INTO t VALUES (?, NOW())", 1]])", &why)) << why;
+  EXPECT_TRUE(s->validate(R"j([["INSERT INTO t VALUES (?, NOW())", 1]])j", &why)) << why;
 }
 
 TEST(MysqlStore, SchemaCommandLandedButNotRecordedIsNotAppliedTwice) {
   auto s = fresh("synod_t_ddl");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT PRIMARY KEY)"])");
-  apply(*s, 2, R"(["ALTER TABLE t ADD COLUMN c INT"])");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT PRIMARY KEY)"])j");
+  apply(*s, 2, R"j(["ALTER TABLE t ADD COLUMN c INT"])j");
   s.reset();
   // As if the connection died after the ALTER but before the position: the
   // pending marker holds the schema digest from before it (any other value).
@@ -308,14 +308,14 @@ TEST(MysqlStore, SchemaCommandLandedButNotRecordedIsNotAppliedTwice) {
   s = MysqlStore::open(config("synod_t_ddl"), &error);
   ASSERT_TRUE(s) << error;
   EXPECT_EQ(s->last_applied(), 2u);
-  EXPECT_NE(apply(*s, 2, R"(["ALTER TABLE t ADD COLUMN c INT"])").find("already applied"),
+  EXPECT_NE(apply(*s, 2, R"j(["ALTER TABLE t ADD COLUMN c INT"])j").find("already applied"),
             std::string::npos);
 }
 
 TEST(MysqlStore, SchemaCommandInterruptedRunsAgain) {
   auto s = fresh("synod_t_ddl2");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT PRIMARY KEY)"])");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT PRIMARY KEY)"])j");
   // A side transaction holds t's metadata lock: the ALTER waits; then its
   // connection is killed, so it never runs.
   Side blocker;
@@ -324,7 +324,7 @@ TEST(MysqlStore, SchemaCommandInterruptedRunsAgain) {
   std::string result, error;
   bool ok = true;
   std::thread t([&] {
-    ok = s->apply(ctx(2), R"(["ALTER TABLE t ADD COLUMN c INT"])", &result, &error);
+    ok = s->apply(ctx(2), R"j(["ALTER TABLE t ADD COLUMN c INT"])j", &result, &error);
   });
   Side side;
   for (int i = 0; i < 200; ++i) {
@@ -342,8 +342,8 @@ TEST(MysqlStore, SchemaCommandInterruptedRunsAgain) {
   EXPECT_NE(error.find("reconnecting"), std::string::npos) << error;
   blocker.exec("COMMIT");
   EXPECT_EQ(s->last_applied(), 1u);
-  EXPECT_EQ(apply(*s, 2, R"(["ALTER TABLE t ADD COLUMN c INT"])"),
-            R"({"results":[{"last_insert_id":0,"rows_affected":0}]})");
+  EXPECT_EQ(apply(*s, 2, R"j(["ALTER TABLE t ADD COLUMN c INT"])j"),
+            R"j({"results":[{"last_insert_id":0,"rows_affected":0}]})j");
   EXPECT_EQ(s->last_applied(), 2u);
   EXPECT_EQ(side.column("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
                         "'synod_t_ddl2' AND TABLE_NAME = 't'"),
@@ -355,13 +355,13 @@ TEST(MysqlStore, KilledConnectionFailsThenReconnectsWithoutApplyingTwice) {
   ASSERT_TRUE(s);
   auto twin = fresh("synod_t_kill_twin");  // the same log without trouble
   ASSERT_TRUE(twin);
-  const std::string create = R"(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"])";
+  const std::string create = R"j(["CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v INT)"])j";
   apply(*s, 1, create);
   apply(*twin, 1, create);
-  const std::string ins = R"(["INSERT INTO t(v) VALUES (1)"])";
+  const std::string ins = R"j(["INSERT INTO t(v) VALUES (1)"])j";
   apply(*s, 2, ins);
   apply(*twin, 2, ins);
-  EXPECT_EQ(query(*s, R"(["SELECT 1"])"), query(*twin, R"(["SELECT 1"])"));
+  EXPECT_EQ(query(*s, R"j(["SELECT 1"])j"), query(*twin, R"j(["SELECT 1"])j"));
   // A transaction lost with the connection moved the counter on (InnoDB does
   // not roll AUTO_INCREMENT back): simulated from the side.
   Side side;
@@ -378,38 +378,38 @@ TEST(MysqlStore, KilledConnectionFailsThenReconnectsWithoutApplyingTwice) {
   EXPECT_EQ(s->last_applied(), 2u);
   // The query connection was killed too: it fails once, then reconnects.
   std::string qr;
-  EXPECT_FALSE(s->query(R"(["SELECT 1"])", &qr, &error));
+  EXPECT_FALSE(s->query(R"j(["SELECT 1"])j", &qr, &error));
   EXPECT_EQ(apply(*s, 3, ins), apply(*twin, 3, ins));
   EXPECT_EQ(s->last_applied(), 3u);
-  const std::string q = R"(["SELECT id, v FROM t ORDER BY id"])";
+  const std::string q = R"j(["SELECT id, v FROM t ORDER BY id"])j";
   EXPECT_EQ(query(*s, q), query(*twin, q));
   EXPECT_EQ(query(*s, q),
-            R"({"results":[{"columns":["id","v"],"types":["int","int"],"values":[[1,1],[2,1]]}]})");
+            R"j({"results":[{"columns":["id","v"],"types":["int","int"],"values":[[1,1],[2,1]]}]})j");
 }
 
 TEST(MysqlStore, ServerRestartFailsThenResumes) {
   auto s = fresh("synod_t_restart");
   ASSERT_TRUE(s);
-  apply(*s, 1, R"(["CREATE TABLE t (id INT PRIMARY KEY)"])");
-  apply(*s, 2, R"(["INSERT INTO t VALUES (1)"])");
+  apply(*s, 1, R"j(["CREATE TABLE t (id INT PRIMARY KEY)"])j");
+  apply(*s, 2, R"j(["INSERT INTO t VALUES (1)"])j");
   const std::string script = SYNOD_MARIADB_SCRIPT;
   const std::string dir = SYNOD_MARIADB_DIR;
   ASSERT_EQ(std::system((script + " stop " + dir + " >/dev/null").c_str()), 0);
   std::string result, error;
-  EXPECT_FALSE(s->apply(ctx(3), R"(["INSERT INTO t VALUES (2)"])", &result, &error));
+  EXPECT_FALSE(s->apply(ctx(3), R"j(["INSERT INTO t VALUES (2)"])j", &result, &error));
   EXPECT_NE(error.find("lost"), std::string::npos) << error;
-  EXPECT_FALSE(s->apply(ctx(3), R"(["INSERT INTO t VALUES (2)"])", &result, &error));
+  EXPECT_FALSE(s->apply(ctx(3), R"j(["INSERT INTO t VALUES (2)"])j", &result, &error));
   EXPECT_NE(error.find("cannot connect"), std::string::npos) << error;
   EXPECT_FALSE(s->sync(&error));
   ASSERT_EQ(std::system((script + " start " + dir + " " + std::to_string(addr().port) +
                          " >/dev/null")
                             .c_str()),
             0);
-  EXPECT_EQ(apply(*s, 3, R"(["INSERT INTO t VALUES (2)"])"),
-            R"({"results":[{"last_insert_id":0,"rows_affected":1}]})");
+  EXPECT_EQ(apply(*s, 3, R"j(["INSERT INTO t VALUES (2)"])j"),
+            R"j({"results":[{"last_insert_id":0,"rows_affected":1}]})j");
   EXPECT_TRUE(s->sync(&error)) << error;
-  EXPECT_EQ(query(*s, R"(["SELECT id FROM t ORDER BY id"])"),
-            R"({"results":[{"columns":["id"],"types":["int"],"values":[[1],[2]]}]})");
+  EXPECT_EQ(query(*s, R"j(["SELECT id FROM t ORDER BY id"])j"),
+            R"j({"results":[{"columns":["id"],"types":["int"],"values":[[1],[2]]}]})j");
 }
 
 TEST(MysqlStore, OpenRefusesBadOptionsServersAndForeignDatabases) {
@@ -437,7 +437,7 @@ TEST(MysqlStore, OpenRefusesBadOptionsServersAndForeignDatabases) {
   side.exec("DROP DATABASE IF EXISTS synod_t_open");
   EXPECT_EQ(open({"database", "port"}, {"synod_t_open", port.c_str()}), "opened");
   side.exec("DROP DATABASE IF EXISTS synod_t_foreign");
-  side.exec("CREATE DATABASE synod_t_foreign");
+  side.exec("CREATE DATABASE synod_t_foreign CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci");
   side.exec("CREATE TABLE synod_t_foreign.x (a INT)");
   EXPECT_NE(open({"database", "port"}, {"synod_t_foreign", port.c_str()}).find("not a Synod"),
             std::string::npos);

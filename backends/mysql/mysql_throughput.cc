@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
   std::string result;
   ++slot;
   if (!store->apply(synod_apply_context{slot, 1700000000000, 1},
-                    R"(["CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, name TEXT, n BIGINT)"])",
+                    R"j(["CREATE TABLE t (id BIGINT AUTO_INCREMENT PRIMARY KEY, name TEXT, n BIGINT)"])j",
                     &result, &error)) {
     std::fprintf(stderr, "create: %s\n", error.c_str());
     return 1;
