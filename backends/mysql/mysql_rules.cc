@@ -344,8 +344,9 @@ bool check_read_statement(std::string_view sql, std::string* why) {
   return check_tokens(t, /*write=*/false, /*create=*/false, why);
 }
 
-bool check_command(std::string_view payload, bool* schema, std::string* why) {
+bool check_command(std::string_view payload, bool* schema, std::string* why, size_t* total) {
   *schema = false;
+  if (total != nullptr) *total = 0;
   nlohmann::json j = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
   if (!j.is_discarded() && sqltext::is_checksum_command(j)) return true;
   nlohmann::json statements;
@@ -376,6 +377,7 @@ bool check_command(std::string_view payload, bool* schema, std::string* why) {
                            " implicitly, so it cannot share a transaction with other statements");
   }
   *schema = any_schema;
+  if (total != nullptr) *total = count;
   return true;
 }
 

@@ -39,7 +39,9 @@ bool check_read_statement(std::string_view sql, std::string* why);
 // A whole command (its JSON, sqlcommon::parse_command's shapes, or the
 // checksum command): every statement passes check_write_statement, and a
 // schema statement stands alone in its command. *schema: the command is one
-// schema statement. False with *why when it is refused.
-bool check_command(std::string_view payload, bool* schema, std::string* why);
+// schema statement; *count (when not null): its number of statements. False
+// with *why when it is refused.
+bool check_command(std::string_view payload, bool* schema, std::string* why,
+                   size_t* count = nullptr);
 
 }  // namespace synod::mysql

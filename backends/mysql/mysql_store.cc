@@ -863,7 +863,8 @@ bool MysqlStore::apply_batch(size_t n, const synod_apply_context* ctxs,
     json r = json::array();
     bool failed = false;
     std::int64_t last_id = 0;
-    if (!check_command(cmds[i], &schema, &why)) {
+    size_t count = 0;
+    if (!check_command(cmds[i], &schema, &why, &count)) {
       if (!begin()) return fail();  // the position still advances
       r.push_back({{"error", why}});
       failed = true;
@@ -911,7 +912,10 @@ bool MysqlStore::apply_batch(size_t n, const synod_apply_context* ctxs,
         r.push_back({{"error", "cannot set the command's time and seed: " + message}});
         failed = true;
       } else {
-        if (!exec(m, "SAVEPOINT synod_command", error)) return fail();
+        // One statement needs no savepoint: InnoDB rolls a failed statement
+        // back by itself (a savepoint costs two round trips per command).
+        const bool savepoint = count > 1;
+        if (savepoint && !exec(m, "SAVEPOINT synod_command", error)) return fail();
         wrote = true;
         if (transaction) {
           if (!run(m, statements, /*read_only=*/false, &r, &failed, &last_id, error)) {
@@ -920,18 +924,21 @@ bool MysqlStore::apply_batch(size_t n, const synod_apply_context* ctxs,
         } else {
           for (const json& one : statements) {
             bool this_failed = false;
-            if (!exec(m, "SAVEPOINT synod_statement", error)) return fail();
+            if (savepoint && !exec(m, "SAVEPOINT synod_statement", error)) return fail();
             if (!run(m, json::array({one}), /*read_only=*/false, &r, &this_failed, &last_id,
                      error)) {
               return fail();
             }
-            if (this_failed && !exec(m, "ROLLBACK TO SAVEPOINT synod_statement", error)) {
+            if (this_failed && savepoint &&
+                !exec(m, "ROLLBACK TO SAVEPOINT synod_statement", error)) {
               return fail();
             }
           }
         }
-        if (failed && !exec(m, "ROLLBACK TO SAVEPOINT synod_command", error)) return fail();
-        if (!exec(m, "RELEASE SAVEPOINT synod_command", error)) return fail();
+        if (failed && savepoint && !exec(m, "ROLLBACK TO SAVEPOINT synod_command", error)) {
+          return fail();
+        }
+        if (savepoint && !exec(m, "RELEASE SAVEPOINT synod_command", error)) return fail();
       }
     }
     json result{{"results", std::move(r)}};

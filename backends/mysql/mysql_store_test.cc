@@ -165,10 +165,15 @@ TEST(MysqlStore, SqlErrorRollsBackTheCommandAndThePositionAdvances) {
   EXPECT_EQ(s->last_applied(), 2u);
   EXPECT_EQ(query(*s, R"j(["SELECT COUNT(*) FROM t"])j"),
             R"j({"results":[{"columns":["COUNT(*)"],"types":["bigint"],"values":[[0]]}]})j");
+  // One statement runs without a savepoint: a failing multi-row INSERT leaves no row.
+  EXPECT_NE(apply(*s, 3, R"j(["INSERT INTO t VALUES (5), (6), (5)"])j").find("Duplicate entry"),
+            std::string::npos);
+  EXPECT_EQ(query(*s, R"j(["SELECT COUNT(*) FROM t"])j"),
+            R"j({"results":[{"columns":["COUNT(*)"],"types":["bigint"],"values":[[0]]}]})j");
   // Not JSON: a result too.
-  EXPECT_EQ(apply(*s, 3, "nope"),
+  EXPECT_EQ(apply(*s, 4, "nope"),
             R"j({"results":[{"error":"the command is not a JSON array of statements"}],"rolled_back":true})j");
-  EXPECT_EQ(s->last_applied(), 3u);
+  EXPECT_EQ(s->last_applied(), 4u);
 }
 
 TEST(MysqlStore, TransactionFalseKeepsTheStatementsThatWorked) {
