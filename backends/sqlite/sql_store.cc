@@ -84,7 +84,7 @@ void fn_randomblob(sqlite3_context* ctx, int, sqlite3_value** argv) {
   auto* rng = static_cast<Rng*>(sqlite3_user_data(ctx));
   sqlite3_int64 n = sqlite3_value_int64(argv[0]);
   if (n < 1) n = 1;
-  if (n > 1'000'000'000) {
+  if (n > sqlite3_limit(sqlite3_context_db_handle(ctx), SQLITE_LIMIT_LENGTH, -1)) {
     sqlite3_result_error_toobig(ctx);
     return;
   }
@@ -102,7 +102,22 @@ struct Guard {
   bool internal = false;  // the backend's own statements: everything allowed
   bool writes = true;     // false on the read-only connection
   std::string denied;     // why the last statement was refused
+  // The step budget of the statement running (progress handler calls of
+  // kStepsPerCall instructions each); 0: unlimited.
+  std::uint64_t max_calls = 0;
+  std::uint64_t calls = 0;
 };
+
+constexpr int kStepsPerCall = 1000;
+
+int on_progress(void* arg) {
+  auto* g = static_cast<Guard*>(arg);
+  if (g->internal || g->max_calls == 0) return 0;
+  if (++g->calls <= g->max_calls) return 0;
+  g->denied = "the statement ran more than " + std::to_string(g->max_calls * kStepsPerCall) +
+              " SQLite steps and was stopped (max_statement_steps)";
+  return 1;
+}
 
 int authorize(void* arg, int action, const char* a, const char* b, const char*, const char*) {
   auto* g = static_cast<Guard*>(arg);
@@ -216,6 +231,7 @@ bool is_result_code(int rc) {
     case SQLITE_AUTH:
     case SQLITE_TOOBIG:
     case SQLITE_READONLY:
+    case SQLITE_INTERRUPT:  // the step budget (on_progress): the same on every node
       return true;
     default:
       return false;
@@ -230,9 +246,15 @@ using Stmt = std::unique_ptr<sqlite3_stmt, Finalizer>;
 // Runs every statement of one command (apply) or request (query). *failed:
 // a statement failed (its error is the last result). False with *error when
 // SQLite failed in a way that is not a result.
+// Statements known to fail (by index in their command), with their error: see
+// SqlStore::apply_batch on interrupts.
+using Prefailed = std::map<size_t, std::string>;
+
 bool run(sqlite3* db, Guard* guard, const json& statements, bool read_only, json* results,
-         bool* failed, std::string* error) {
+         bool* failed, std::string* error, const Prefailed* prefailed = nullptr,
+         size_t first_index = 0) {
   *failed = false;
+  size_t index = first_index;
   for (const json& entry : statements) {
     std::string sql, why;
     json params;
@@ -241,6 +263,10 @@ bool run(sqlite3* db, Guard* guard, const json& statements, bool read_only, json
       *failed = true;
       return true;
     };
+    if (prefailed != nullptr) {
+      if (auto it = prefailed->find(index); it != prefailed->end()) return fail_result(it->second);
+    }
+    ++index;
     if (!split_entry(entry, &sql, &params, &why)) return fail_result(why);
     json out = read_only ? json{{"columns", json::array()}, {"types", json::array()},
                                 {"values", json::array()}}
@@ -269,6 +295,7 @@ bool run(sqlite3* db, Guard* guard, const json& statements, bool read_only, json
         return fail_result("not a read: writes go through the log (execute, not query)");
       }
       if (!bind_all(st.get(), params, &why)) return fail_result(why);
+      guard->calls = 0;
       const std::int64_t before = sqlite3_total_changes64(db);
       const int columns = sqlite3_column_count(st.get());
       if (read_only && out["columns"].empty()) {
@@ -352,6 +379,10 @@ std::unique_ptr<SqlStore> SqlStore::open(const Config& config, std::string* erro
   }
   sqlite3_extended_result_codes(s->db_, 1);
   sqlite3_busy_timeout(s->db_, 5000);
+  if (config.max_value_bytes > 0) {
+    sqlite3_limit(s->db_, SQLITE_LIMIT_LENGTH,
+                  static_cast<int>(std::min<std::uint64_t>(config.max_value_bytes, INT32_MAX)));
+  }
   s->state_->write_guard.internal = true;
   if (!s->exec_internal("PRAGMA journal_mode=WAL", error) ||
       !s->exec_internal("PRAGMA synchronous=NORMAL", error)) {
@@ -413,6 +444,8 @@ std::unique_ptr<SqlStore> SqlStore::open(const Config& config, std::string* erro
   }
   s->state_->write_guard.internal = false;
   sqlite3_set_authorizer(s->db_, authorize, &s->state_->write_guard);
+  s->state_->write_guard.max_calls = (config.max_statement_steps + kStepsPerCall - 1) / kStepsPerCall;
+  sqlite3_progress_handler(s->db_, kStepsPerCall, on_progress, &s->state_->write_guard);
   if (sqlite3_create_function_v2(s->db_, "random", 0, SQLITE_UTF8, &s->state_->rng, fn_random,
                                  nullptr, nullptr, nullptr) != SQLITE_OK ||
       sqlite3_create_function_v2(s->db_, "randomblob", 1, SQLITE_UTF8, &s->state_->rng,
@@ -431,6 +464,8 @@ std::unique_ptr<SqlStore> SqlStore::open(const Config& config, std::string* erro
   sqlite3_extended_result_codes(s->ro_, 1);
   sqlite3_busy_timeout(s->ro_, 5000);
   sqlite3_set_authorizer(s->ro_, authorize, &s->state_->read_guard);
+  s->state_->read_guard.max_calls = s->state_->write_guard.max_calls;
+  sqlite3_progress_handler(s->ro_, kStepsPerCall, on_progress, &s->state_->read_guard);
   return s;
 }
 
@@ -463,6 +498,25 @@ bool SqlStore::apply(const synod_apply_context& ctx, std::string_view command,
 
 bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std::string_view* cmds,
                            std::vector<std::string>* results, std::string* error) {
+  // A statement stopped by its step budget is interrupted, and SQLite then
+  // rolls back the whole transaction, the batch's other commands included.
+  // Its failure is deterministic, so the batch runs again from the start with
+  // that statement failing at once with the same error; every node does the
+  // same and ends with the same results and state.
+  std::map<size_t, Prefailed> settled;  // command index -> its stopped statements
+  for (;;) {
+    bool again = false;
+    if (!apply_batch_once(n, ctxs, cmds, &settled, &again, results, error)) return false;
+    if (!again) return true;
+  }
+}
+
+bool SqlStore::apply_batch_once(size_t n, const synod_apply_context* ctxs,
+                                const std::string_view* cmds,
+                                std::map<size_t, std::map<size_t, std::string>>* settled,
+                                bool* again, std::vector<std::string>* results,
+                                std::string* error) {
+  *again = false;
   if (!exec_internal("BEGIN IMMEDIATE", error)) return false;
   auto abort = [&] {
     std::string ignored;
@@ -510,22 +564,33 @@ bool SqlStore::apply_batch(size_t n, const synod_apply_context* ctxs, const std:
       position = ctx.slot;
       continue;
     }
+    const Prefailed& prefailed = (*settled)[i];
+    // The transaction is gone (an interrupted statement): note the statement
+    // and run the batch again.
+    auto interrupted = [&](size_t statement) {
+      (*settled)[i][statement] = r.back()["error"].get<std::string>();
+      *again = true;
+      return true;
+    };
     if (!parse_command(cmds[i], &statements, &transaction, &why)) {
       r.push_back({{"error", why}});
       failed = true;
     } else if (transaction) {
-      if (!run(db_, &state_->write_guard, statements, /*read_only=*/false, &r, &failed, error)) {
+      if (!run(db_, &state_->write_guard, statements, /*read_only=*/false, &r, &failed, error,
+               &prefailed)) {
         return abort();
       }
+      if (failed && sqlite3_get_autocommit(db_) != 0) return interrupted(r.size() - 1);
     } else {
       // Each statement on its own: a failure rolls back that statement only.
-      for (const json& one : statements) {
+      for (size_t k = 0; k < statements.size(); ++k) {
         bool this_failed = false;
         if (!exec_internal("SAVEPOINT synod_statement", error)) return abort();
-        if (!run(db_, &state_->write_guard, json::array({one}), /*read_only=*/false, &r,
-                 &this_failed, error)) {
+        if (!run(db_, &state_->write_guard, json::array({statements[k]}), /*read_only=*/false,
+                 &r, &this_failed, error, &prefailed, k)) {
           return abort();
         }
+        if (this_failed && sqlite3_get_autocommit(db_) != 0) return interrupted(k);
         if (this_failed && !exec_internal("ROLLBACK TO synod_statement", error)) return abort();
         if (!exec_internal("RELEASE synod_statement", error)) return abort();
       }
@@ -679,6 +744,8 @@ bool SqlStore::query(std::string_view request, std::string* result, std::string*
     }
     return true;
   }
+  // One read at a time on the read connection (its guard is per statement).
+  std::lock_guard lock(read_mu_);
   json r = json::array();
   bool failed = false;
   json statements;

@@ -35,6 +35,9 @@
 //   authorizer, with an error naming it: ATTACH/DETACH, PRAGMA, transaction
 //   control (BEGIN, COMMIT, SAVEPOINT: the backend owns the transaction),
 //   loading extensions, and any access to the backend's own `_synod_*` tables.
+// - A write statement is stopped after Config::max_statement_steps SQLite VM
+//   instructions (an error result, identical on every node running the same
+//   SQLite version; nodes of one cluster should run the same one).
 //
 // Content checksum: the command {"checksum": true} computes a SHA-256 of
 // every user table's schema and rows (in a fixed order) at exactly its log
@@ -73,6 +76,14 @@ class SqlStore {
  public:
   struct Config {
     std::string data_dir;  // required; created if missing; holds db.sqlite
+    // A write statement that runs more SQLite VM instructions than this is
+    // stopped with an error result: the same count on every node (the same
+    // SQLite version, the same data), so a runaway statement (a recursive CTE
+    // without end) fails everywhere instead of stalling every node. 0: no limit.
+    std::uint64_t max_statement_steps = 2'000'000'000;
+    // The largest string or BLOB a statement may make (SQLite's
+    // SQLITE_LIMIT_LENGTH); 0: SQLite's default (1e9 bytes).
+    std::uint64_t max_value_bytes = 0;
   };
 
   static std::unique_ptr<SqlStore> open(const Config& config, std::string* error);
@@ -100,6 +111,11 @@ class SqlStore {
 
  private:
   SqlStore() = default;
+  // One attempt of apply_batch; *again: run it again (a statement was
+  // interrupted, which rolled the transaction back; it is now in *settled).
+  bool apply_batch_once(size_t n, const synod_apply_context* ctxs, const std::string_view* cmds,
+                        std::map<size_t, std::map<size_t, std::string>>* settled, bool* again,
+                        std::vector<std::string>* results, std::string* error);
   bool exec_internal(const char* sql, std::string* error);
 
   // The content checksum of the user tables (the {"checksum": true} command).
@@ -111,6 +127,7 @@ class SqlStore {
   std::atomic<uint64_t> last_applied_{0};
   // The last checksums by position (also in _synod_checksums), for
   // {"checksum_at": P} queries from any thread.
+  std::mutex read_mu_;  // query(): one at a time on ro_
   mutable std::mutex checksums_mu_;
   std::map<uint64_t, std::string> checksums_;
 };

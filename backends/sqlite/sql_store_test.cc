@@ -317,3 +317,69 @@ TEST_F(SqlStoreTest, ValidateRefusesWhatIsNotACommand) {
 
 }  // namespace
 }  // namespace synod::sql
+
+namespace synod::sql {
+namespace {
+
+TEST(SqlStoreLimits, ARunawayStatementIsStoppedTheSameWayEverywhere) {
+  TempDir a_dir, b_dir;
+  std::string error;
+  auto a = SqlStore::open({.data_dir = a_dir.path(), .max_statement_steps = 100'000}, &error);
+  auto b = SqlStore::open({.data_dir = b_dir.path(), .max_statement_steps = 100'000}, &error);
+  ASSERT_TRUE(a && b) << error;
+  const json forever = json::array(
+      {"CREATE TABLE t (x)",
+       "INSERT INTO t WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+       "SELECT x FROM c"});
+  json ra = SqlStoreTest::exec_on(*a, forever, at(1));
+  json rb = SqlStoreTest::exec_on(*b, forever, at(1));
+  EXPECT_EQ(ra, rb);
+  EXPECT_EQ(ra["rolled_back"], true);
+  EXPECT_NE(ra["results"][1]["error"].get<std::string>().find("max_statement_steps"),
+            std::string::npos)
+      << ra;
+  EXPECT_EQ(a->last_applied(), 1u);
+  // The budget is per statement: the next command runs normally.
+  json ok = SqlStoreTest::exec_on(*a, json::array({"CREATE TABLE u (x)", "INSERT INTO u VALUES (1)"}),
+                                  at(2));
+  EXPECT_FALSE(ok.contains("rolled_back")) << ok;
+
+  // In a batch: SQLite's interrupt rolls back the whole transaction, but the
+  // other commands of the batch still apply, and a statement-by-statement
+  // command keeps its other statements.
+  const std::string runaway =
+      "INSERT INTO u WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+      "SELECT x FROM c";
+  const std::vector<std::string> cmds = {
+      json::array({"INSERT INTO u VALUES (2)"}).dump(),
+      json{{"statements", {"INSERT INTO u VALUES (3)", runaway, "INSERT INTO u VALUES (4)"}},
+           {"transaction", false}}
+          .dump(),
+      json::array({runaway}).dump(),
+      json::array({"INSERT INTO u VALUES (5)"}).dump()};
+  const std::vector<std::string_view> views(cmds.begin(), cmds.end());
+  const std::vector<synod_apply_context> ctxs = {at(3), at(4), at(5), at(6)};
+  std::vector<std::string> results;
+  ASSERT_TRUE(a->apply_batch(4, ctxs.data(), views.data(), &results, &error)) << error;
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_FALSE(json::parse(results[0]).contains("rolled_back")) << results[0];
+  const json second = json::parse(results[1]);
+  EXPECT_EQ(second["results"][0]["rows_affected"], 1) << second;
+  EXPECT_TRUE(second["results"][1].contains("error")) << second;
+  EXPECT_EQ(second["results"][2]["rows_affected"], 1) << second;
+  EXPECT_EQ(json::parse(results[2])["rolled_back"], true) << results[2];
+  EXPECT_EQ(a->last_applied(), 6u);
+  std::string rows;
+  ASSERT_TRUE(a->query(R"(["SELECT x FROM u ORDER BY x"])", &rows, &error)) << error;
+  EXPECT_EQ(json::parse(rows)["results"][0]["values"], json::parse("[[1],[2],[3],[4],[5]]"));
+  // The same commands one by one on the other store: the same results.
+  SqlStoreTest::exec_on(*b, json::array({"CREATE TABLE u (x)", "INSERT INTO u VALUES (1)"}), at(2));
+  for (size_t i = 0; i < 4; ++i) {
+    std::string result;
+    ASSERT_TRUE(b->apply(ctxs[i], cmds[i], &result, &error)) << error;
+    EXPECT_EQ(json::parse(result), json::parse(results[i])) << i;
+  }
+}
+
+}  // namespace
+}  // namespace synod::sql

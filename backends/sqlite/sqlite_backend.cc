@@ -4,7 +4,10 @@
 // Options:
 //   data_dir  (required) the directory of the node's database (db.sqlite);
 //             created if missing. It must belong to this backend alone.
+//   max_statement_steps  SQLite VM instructions a write statement may run
+//             before it is stopped with an error result (default 2e9; 0: none).
 // Any other option is refused, so a typo is an error, not a silent default.
+#include <cstdlib>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -27,8 +30,17 @@ void* sql_open(const char* const* keys, const char* const* values, size_t n, cha
       std::string_view key = keys[i];
       if (key == "data_dir") {
         config.data_dir = values[i];
+      } else if (key == "max_statement_steps") {
+        const std::string v = values[i];
+        char* end = nullptr;
+        config.max_statement_steps = std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || *end != '\0' || v[0] == '-') {
+          fail(error, "option max_statement_steps must be a number (0: no limit), not '" + v + "'");
+          return nullptr;
+        }
       } else {
-        fail(error, "unknown option '" + std::string(key) + "' (known: data_dir)");
+        fail(error, "unknown option '" + std::string(key) +
+                        "' (known: data_dir, max_statement_steps)");
         return nullptr;
       }
     }
