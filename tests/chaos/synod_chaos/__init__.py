@@ -4,7 +4,8 @@
   proxy      ProxyNet: the fault-injecting, frame-aware TCP proxy
   nemesis    the faults and the seeded schedule (kill, pause, partition, delay, skew)
   client     Client: one op at a time over the raw protocol, retries, outcome classes
-  workloads  register (linearizability) and set (acknowledged adds survive)
+  workloads  register (linearizability), set (acknowledged adds survive) and bank
+             (SQL through the sqlite backend: totals, ledger, identical nodes)
   runner     RunConfig / run(): one run, its history and its check
 
 Importing this package puts tests/cluster (synod_harness) and tests/chaos
