@@ -121,6 +121,8 @@ const char* refused_object_kind(const std::string& w) {
       {"default", "default privileges concern roles, each server's own"},
       {"system", "ALTER SYSTEM changes one server's configuration"},
       {"large", "large objects are not replicated"},
+      {"owned", "it would drop or give away Synod's own objects; roles are each server's own"},
+      {"text", "text search dictionaries may read files of one server"},
   };
   for (const auto& [word, why] : kRefused) {
     if (w == word) return why;
@@ -678,9 +680,11 @@ bool PgStore::check_write(std::string_view sql, std::string* rewritten, std::str
     const Token& t = tokens[i];
     const std::string w = word_at(tokens, i);
     // SELECT ... INTO TEMP t, ALTER TABLE ... SET UNLOGGED, OWNER TO.
-    if ((w == "into" || w == "set") && (word_at(tokens, i + 1) == "temp" ||
-                                        word_at(tokens, i + 1) == "temporary" ||
-                                        word_at(tokens, i + 1) == "unlogged")) {
+    const bool select_into = w == "into" && (first == "select" || first == "with");
+    const bool alter_set = w == "set" && first == "alter";
+    if ((select_into || alter_set) && (word_at(tokens, i + 1) == "temp" ||
+                                       word_at(tokens, i + 1) == "temporary" ||
+                                       word_at(tokens, i + 1) == "unlogged")) {
       *why = "TEMP and UNLOGGED tables are refused: they do not survive like the others";
       return false;
     }

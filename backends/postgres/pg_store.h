@@ -50,9 +50,12 @@
 // reconnects and re-reads the applied position from _synod_meta, so a commit
 // whose answer was lost is never applied twice.
 //
-// Durability. Applies commit with synchronous_commit = off (no fsync per
-// commit); sync() commits a small transaction with synchronous_commit = on,
-// which flushes the WAL of every earlier commit.
+// Durability. Applies commit with synchronous_commit = on: a commit that
+// returned is on disk, so sync() has nothing to do. (Asynchronous commits
+// would be faster, but the server can crash without the node: commits the
+// node saw succeed would vanish while the node goes on after them. If the
+// server ever comes back behind the node's position, e.g. a restored backup,
+// the next apply fails with an error that says so instead of skipping.)
 #pragma once
 
 #include <atomic>
@@ -99,7 +102,7 @@ class PgStore {
   // the server could not answer; a bad statement is a result.
   bool query(std::string_view request, std::string* result, std::string* error);
   uint64_t last_applied() const { return last_applied_.load(std::memory_order_acquire); }
-  // Flushes the WAL of every commit so far (fsync).
+  // Nothing to do: every commit is synchronous (see Durability).
   bool sync(std::string* error);
   // Text checks only (no I/O): true when apply would not refuse the command
   // for determinism; false with *why naming what is refused.

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -284,6 +285,10 @@ TEST_F(PgStoreTest, RefusedInValidateAndApply) {
            Case{"SELECT 1 INTO TEMP x", "TEMP"},
            Case{"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'", "CREATE FUNCTION"},
            Case{"DO $$ BEGIN PERFORM 1; END $$", "DO"},
+           Case{"DROP OWNED BY postgres", "DROP OWNED"},
+           Case{"DROP SCHEMA public CASCADE", "DROP SCHEMA"},
+           Case{"DROP FUNCTION now()", "DROP FUNCTION"},
+           Case{"ALTER TABLE t SET UNLOGGED", "UNLOGGED"},
            Case{"UPDATE _synod_meta SET value = 0", "_synod_meta"},
            Case{"DROP TABLE \"_synod_checksums\"", "_synod_checksums"},
            Case{"INSERT INTO t(v) SELECT query_to_xml('select clock_timestamp()', true, true, "
@@ -307,7 +312,9 @@ TEST_F(PgStoreTest, RefusedInValidateAndApply) {
   // Accepted: the same words where they mean something else.
   for (const char* sql : {"INSERT INTO t(v) VALUES ('clock_timestamp() in a string')",
                           "INSERT INTO t(v) VALUES ($$pg_sleep(1)$$) /* pg_class */",
-                          "INSERT INTO t(v) VALUES (\"current_user\"(1))" /* a missing fn */}) {
+                          "INSERT INTO t(v) VALUES (\"current_user\"(1))" /* a missing fn */,
+                          "CREATE TABLE temp (temp int, tablespace_name text)",
+                          "INSERT INTO temp VALUES (1)", "UPDATE temp SET temp = 2"}) {
     EXPECT_TRUE(store_->validate(json::array({sql}).dump(), &why)) << sql << ": " << why;
   }
   EXPECT_TRUE(store_->validate(R"({"checksum": true})", &why)) << why;
@@ -535,6 +542,44 @@ TEST_F(PgStoreTest, AKilledConnectionIsReopenedByTheNextApply) {
   EXPECT_FALSE(store_->query(json::array({"SELECT 1"}).dump(), &result, &error));
   EXPECT_NE(error.find("lost"), std::string::npos) << error;
   EXPECT_EQ(one("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM t")[0][0], "1:1,2:2");
+}
+
+// A server that comes back behind what the node applied (a restored backup,
+// lost commits) is an error that says so, never a silent skip.
+TEST_F(PgStoreTest, AServerBehindTheNodeIsAnError) {
+  exec(json::array({"CREATE TABLE t (v integer)"}));
+  exec(json::array({"INSERT INTO t VALUES (1)"}));
+  Side side(db_);
+  side.exec("UPDATE _synod_meta SET value = 1 WHERE key = 'applied'");
+  side.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + db_ +
+            "' AND application_name = 'synod-apply'");
+  std::string result, error;
+  const std::string cmd = json::array({"INSERT INTO t VALUES (3)"}).dump();
+  EXPECT_FALSE(store_->apply(at(3), cmd, &result, &error));  // the lost connection
+  EXPECT_FALSE(store_->apply(at(3), cmd, &result, &error));
+  EXPECT_NE(error.find("behind 2"), std::string::npos) << error;
+  EXPECT_EQ(store_->last_applied(), 2u);
+  EXPECT_EQ(one("SELECT count(*) FROM t")[0][0], 1);
+}
+
+// Queries run on their own connection while commands are applied.
+TEST_F(PgStoreTest, QueriesRunBesideApplies) {
+  exec(json::array({"CREATE TABLE t (v integer)"}));
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0};
+  std::thread reader([&] {
+    while (!done) {
+      std::string result, error;
+      EXPECT_TRUE(store_->query(json::array({"SELECT count(*) FROM t"}).dump(), &result, &error))
+          << error;
+      ++reads;
+    }
+  });
+  for (int i = 0; i < 50; ++i) exec(json::array({"INSERT INTO t VALUES (1)"}));
+  done = true;
+  reader.join();
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(one("SELECT count(*) FROM t")[0][0], 50);
 }
 
 // A stopped server fails applies and queries; once it is back they go on.
