@@ -19,6 +19,12 @@
 // because the cluster is slow: slow operations are just slow (or, past
 // --timeout, counted as timeout errors).
 //
+// --workload sql-insert: SQL INSERTs through an SQL backend (--sql-backend,
+// default sqlite) instead of kv operations: each operation is one command of
+// --rows-per-command INSERT statements (one transaction) into a table
+// synod_bench (k, v) that the run creates first; throughput is commands/s,
+// and rows/s is printed beside it. An SQL error counts as a failed operation.
+//
 // Exit codes: 0 the run happened (even with errors); 1 no operation succeeded
 // during the whole run (the cluster was unreachable); 2 bad flags.
 #include <CLI/CLI.hpp>
@@ -68,6 +74,9 @@ struct Config {
   std::uint64_t keys = 10000;
   std::string workload = "put";
   double read_fraction = 0;  // put: 0, get: 1, mixed:R: R
+  bool sql = false;          // sql-insert
+  std::string sql_backend = "sqlite";
+  int rows_per_command = 1;
   std::string consistency = "local";
   int timeout_ms = 5000;
   std::string key_prefix = "bench:";
@@ -112,6 +121,11 @@ int parse_flags(int argc, char** argv, Config* cfg) {
   app.add_option("--workload", cfg->workload,
                  "put, get, or mixed:R with R the fraction of reads (0..1); default put. get and "
                  "mixed write every key once before the run");
+  app.add_option("--sql-backend", cfg->sql_backend,
+                 "sql-insert: the SQL backend (sqlite, mysql, postgres); default sqlite");
+  app.add_option("--rows-per-command", cfg->rows_per_command,
+                 "sql-insert: INSERT statements per command (one transaction); default 1")
+      ->check(CLI::Range(1, 10000));
   app.add_option("--consistency", cfg->consistency,
                  "Reads: local (the answering node's state; default) or linearizable")
       ->check(CLI::IsMember({"local", "linearizable"}));
@@ -137,6 +151,9 @@ int parse_flags(int argc, char** argv, Config* cfg) {
     cfg->read_fraction = 0;
   } else if (cfg->workload == "get") {
     cfg->read_fraction = 1;
+  } else if (cfg->workload == "sql-insert") {
+    cfg->read_fraction = 0;
+    cfg->sql = true;
   } else if (cfg->workload.starts_with("mixed:")) {
     const std::string r = cfg->workload.substr(6);
     std::size_t used = 0;
@@ -151,7 +168,8 @@ int parse_flags(int argc, char** argv, Config* cfg) {
     }
     cfg->read_fraction = v;
   } else {
-    return bad("--workload must be put, get or mixed:R, not \"" + cfg->workload + "\"");
+    return bad("--workload must be put, get, mixed:R or sql-insert, not \"" + cfg->workload +
+               "\"");
   }
   if (cfg->connections == 0) cfg->connections = std::min(cfg->clients, 16);
   if (cfg->connections > cfg->clients) {
@@ -202,6 +220,9 @@ class Bench {
  private:
   bool connect();
   void preload();
+  // sql-insert: creates the table synod_bench; false (with a message) when
+  // the cluster refuses.
+  bool create_table();
   void measure();
   void issue(Loop& loop);
   void complete(Loop& loop, Clock::time_point start, bool read, Result raw);
@@ -282,6 +303,17 @@ std::vector<Loop> Bench::make_loops(int n) {
 // must not issue again, or the loop would recurse without end.
 thread_local int issue_depth = 0;
 
+// sql-insert: an answered command whose statement failed is a failure.
+Result sql_result(Result raw) {
+  if (!raw.ok()) return raw;
+  const Json answer = Json::parse(raw.value, nullptr, false);
+  if (answer.is_discarded() || !answer.contains("results") || answer.contains("rolled_back")) {
+    raw.code = Code::kBackendError;
+    raw.message = "SQL error: " + raw.value.substr(0, 200);
+  }
+  return raw;
+}
+
 void Bench::stop_loop(const Result& r) {
   std::lock_guard lock(stopped_mutex_);
   ++stopped_loops_;
@@ -297,7 +329,14 @@ void Bench::issue(Loop& loop) {
   auto done = [this, &loop, start, read](Result r) { complete(loop, start, read, std::move(r)); };
   ++issue_depth;
   Client& client = *loop.conn->client;
-  if (read) {
+  if (cfg_.sql) {
+    Json statements = Json::array();
+    for (int i = 0; i < cfg_.rows_per_command; ++i) {
+      statements.push_back(Json::array({"INSERT INTO synod_bench (k, v) VALUES (?, ?)",
+                                        i == 0 ? k : key(loop.rng() % cfg_.keys), value_}));
+    }
+    client.write_async(cfg_.sql_backend, statements.dump(), call_, std::move(done));
+  } else if (read) {
     client.read_async("kv", synod::client::encode_kv_get(k), call_, std::move(done));
   } else {
     client.write_async("kv", synod::client::encode_kv_put(k, value_), call_, std::move(done));
@@ -307,7 +346,9 @@ void Bench::issue(Loop& loop) {
 
 void Bench::complete(Loop& loop, Clock::time_point start, bool read, Result raw) {
   const Clock::time_point now = Clock::now();
-  const Result r = synod::client::decode_kv_result(read ? KvOp::kGet : KvOp::kPut, std::move(raw));
+  Result r = cfg_.sql ? sql_result(std::move(raw))
+                     : synod::client::decode_kv_result(read ? KvOp::kGet : KvOp::kPut,
+                                                       std::move(raw));
   Connection& c = *loop.conn;
   const std::int64_t t = ns_since(origin_, now);
   const bool measured = t >= measure_from_ns_ && t < measure_until_ns_;
@@ -418,6 +459,18 @@ void Bench::preload() {
     std::fprintf(stderr, "synod-bench: preloaded %" PRIu64 " keys in %.1f s (%" PRIu64 " failed)\n",
                  preload_ok_.load(), preload_s_, preload_failed_.load());
   }
+}
+
+bool Bench::create_table() {
+  const Result r = sql_result(conns_.front()->client->write(
+      cfg_.sql_backend,
+      R"j(["CREATE TABLE IF NOT EXISTS synod_bench (k VARCHAR(64) NOT NULL, v TEXT NOT NULL)"])j",
+      call_));
+  if (!r.ok()) {
+    std::fprintf(stderr, "synod-bench: cannot create table synod_bench through backend '%s': %s\n",
+                 cfg_.sql_backend.c_str(), r.message.c_str());
+  }
+  return r.ok();
 }
 
 std::vector<NodeStatus> Bench::status() {
@@ -555,6 +608,10 @@ void Bench::report(double measured_s, const std::string& failure) {
     Json j;
     j["workload"] = cfg_.workload;
     j["read_fraction"] = cfg_.read_fraction;
+    if (cfg_.sql) {
+      j["sql_backend"] = cfg_.sql_backend;
+      j["rows_per_command"] = cfg_.rows_per_command;
+    }
     j["consistency"] = cfg_.consistency;
     j["clients"] = cfg_.clients;
     j["connections"] = cfg_.connections;
@@ -624,6 +681,11 @@ void Bench::report(double measured_s, const std::string& failure) {
   std::printf("ops           %" PRIu64 " (%" PRIu64 " reads, %" PRIu64 " writes)\n", ops, reads,
               writes);
   std::printf("throughput    %.1f ops/s\n", throughput);
+  if (cfg_.sql) {
+    std::printf("rows          %.1f rows/s (%d INSERTs per command, backend %s)\n",
+                throughput * cfg_.rows_per_command, cfg_.rows_per_command,
+                cfg_.sql_backend.c_str());
+  }
   std::printf("latency ms   ");
   for (const Pct& p : pcts) std::printf(" %s %.3f ", p.name, ms(all.percentile(p.p)));
   std::printf(" max %.3f  mean %.3f\n", ms(all.max()), all.mean() / 1e6);
@@ -673,6 +735,7 @@ int Bench::run() {
                  cfg_.warmup_s, cfg_.duration_s);
   }
   if (cfg_.read_fraction > 0) preload();
+  if (cfg_.sql && !create_table()) return 1;
   double measured_s = 0;
   if (!preload_abort_.load()) {
     measure();

@@ -52,6 +52,9 @@ void* mysql_open(const char* const* keys, const char* const* values, size_t n, c
         config.password = value;
       } else if (key == "socket") {
         config.socket = value;
+      } else if (key == "data_dir") {
+        // The node gives every backend a directory of its own; the state of
+        // this one lives on the server.
       } else {
         fail(error, "unknown option '" + std::string(key) +
                         "' (known: database, host, port, user, password, socket)");

@@ -37,6 +37,9 @@ void* pg_open(const char* const* keys, const char* const* values, size_t n, char
         config.user = values[i];
       } else if (key == "password") {
         config.password = values[i];
+      } else if (key == "data_dir") {
+        // The node gives every backend a directory of its own; the state of
+        // this one lives on the server.
       } else {
         fail(error, "unknown option '" + std::string(key) +
                         "' (known: database, host, port, user, password)");

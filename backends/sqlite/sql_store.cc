@@ -232,6 +232,9 @@ bool is_result_code(int rc) {
     case SQLITE_TOOBIG:
     case SQLITE_READONLY:
     case SQLITE_INTERRUPT:  // the step budget (on_progress): the same on every node
+    // The read connection sees the schema change the applies made, and a
+    // statement that still fails after SQLite re-reads it reports this.
+    case SQLITE_SCHEMA:
       return true;
     default:
       return false;
