@@ -62,7 +62,8 @@ int main(int argc, char** argv) {
   const auto started = std::chrono::steady_clock::now();
   const std::uint64_t first = cfg.seed;
   std::uint64_t failures = 0, slots = 0, acked = 0, crashes = 0, partitions = 0, pauses = 0,
-                lease_reads = 0, delivered = 0, dropped = 0, catchup = 0;
+                lease_reads = 0, delivered = 0, dropped = 0, catchup = 0, elections = 0,
+                recampaigns = 0;
   for (std::uint64_t s = first; s < first + seeds; ++s) {
     SimConfig run = cfg;
     run.seed = s;
@@ -76,6 +77,8 @@ int main(int argc, char** argv) {
     delivered += r.messages_delivered;
     dropped += r.messages_dropped;
     catchup += r.catchup_slots;
+    elections += r.elections;
+    recampaigns += r.lease_recampaigns;
     if (!r.ok) {
       ++failures;
       if (expect_violation) {
@@ -98,14 +101,15 @@ int main(int argc, char** argv) {
       "synod-sim: %llu seeds from %llu, %d nodes, faults %s%s: %llu violations in %.1f s\n"
       "  %llu slots chosen, %llu commands acknowledged, %llu messages delivered, %llu dropped,\n"
       "  %llu crashes, %llu partitions, %llu pauses, %llu lease reads checked, %llu slots "
-      "caught up\n",
+      "caught up,\n  %llu elections started, %llu by leaders outbidding a lone campaigner\n",
       static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(first), cfg.nodes,
       cfg.faults.to_string().c_str(), bug == "none" ? "" : (", bug " + bug).c_str(),
       static_cast<unsigned long long>(failures), secs, static_cast<unsigned long long>(slots),
       static_cast<unsigned long long>(acked), static_cast<unsigned long long>(delivered),
       static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(crashes),
       static_cast<unsigned long long>(partitions), static_cast<unsigned long long>(pauses),
-      static_cast<unsigned long long>(lease_reads), static_cast<unsigned long long>(catchup));
+      static_cast<unsigned long long>(lease_reads), static_cast<unsigned long long>(catchup),
+      static_cast<unsigned long long>(elections), static_cast<unsigned long long>(recampaigns));
   if (expect_violation) {
     if (failures == 0) {
       std::fprintf(stderr, "synod-sim: expected a violation from bug %s, found none\n",

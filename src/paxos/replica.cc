@@ -476,7 +476,20 @@ std::optional<Slot> Replica::lease_read_slot() const {
 void Replica::observe(Ballot seen) {
   if (seen > highest_seen_) highest_seen_ = seen;
   if (role_ != Role::kFollower && seen > ballot_) {
+    // A leader whose lease still holds knows that no other proposer can have
+    // a quorum's promises: the higher ballot comes from a node campaigning
+    // without one (one that restarted, or whose loop stalled past its election
+    // timeout). Stepping down would leave the cluster without a leader until
+    // the lease ran out, and that node might then win while it cannot serve.
+    // So the leader campaigns again at once, above what it saw: the acceptors
+    // that granted its lease promise their lease holder (lease_blocks), and
+    // the campaigning node's own ballot is now the lower one.
+    const bool campaign_again = role_ == Role::kLeader && tick_ < lease_until_;
     step_down(config_.contains(seen.node) ? seen.node : kNoNode);
+    if (campaign_again) {
+      ++stats_.lease_recampaigns;
+      start_election();
+    }
   }
 }
 

@@ -52,6 +52,9 @@ struct ReplicaStats {
   std::uint64_t elections_started = 0;
   std::uint64_t leaderships_won = 0;
   std::uint64_t step_downs = 0;
+  // Leaders that saw a higher ballot under their lease and campaigned again
+  // at once instead of waiting (Replica::observe).
+  std::uint64_t lease_recampaigns = 0;
   std::uint64_t slots_proposed = 0;
   std::uint64_t commands_proposed = 0;
   std::uint64_t commands_chosen = 0;  // in slots this node learned (any proposer)

@@ -279,6 +279,40 @@ TEST(Leader, StepsDownOnARefusalCarryingAHigherBallot) {
   EXPECT_GT(campaign(*r), (Ballot{99, 2}));
 }
 
+TEST(Leader, UnderItsLeaseOutbidsANodeThatCampaignedAlone) {
+  // A follower whose loop stalled (or that restarted) past its election
+  // timeout campaigns while the leader is healthy. The others refuse it (their
+  // lease), but its own higher promise makes it refuse the leader's heartbeat.
+  // The leader must not step down and wait out its lease (after which that
+  // node could win): it campaigns again at once and keeps the leadership.
+  sim::LocalCluster c(3, Options{});
+  const NodeId leader = c.elect();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId other = leader == 3 ? 2 : 3;
+  const Ballot before = c.replica(leader).ballot();
+  // The stalled node: no messages in or out while it times out.
+  c.drop = [other](const Message& m) { return m.to == other || m.from == other; };
+  for (int t = 0; t < 100 && c.replica(other).role() != Role::kCandidate; ++t) {
+    c.tick_all();
+    c.deliver_all();
+  }
+  ASSERT_EQ(c.replica(other).role(), Role::kCandidate);
+  ASSERT_GT(c.replica(other).ballot(), before);
+  c.drop = nullptr;
+  const std::uint64_t recampaigns = c.replica(leader).stats().lease_recampaigns;
+  for (int t = 0; t < 60; ++t) {
+    c.tick_all();
+    c.deliver_all();
+    ASSERT_NE(c.replica(other).role(), Role::kLeader) << "the stalled node took over at " << t;
+  }
+  EXPECT_EQ(c.replica(leader).role(), Role::kLeader);
+  EXPECT_GT(c.replica(leader).ballot(), before);  // a new term, above the stalled node's
+  EXPECT_EQ(c.replica(other).role(), Role::kFollower);
+  EXPECT_EQ(c.replica(other).leader_hint(), leader);
+  EXPECT_GT(c.replica(leader).stats().lease_recampaigns, recampaigns);
+  EXPECT_TRUE(c.replica(leader).lease_read_slot().has_value());
+}
+
 TEST(Leader, StepsDownWhenAMajorityStopsAnswering) {
   sim::LocalCluster c(3, Options{});
   const NodeId leader = c.elect();

@@ -189,7 +189,10 @@ class Simulation {
     result_.slots_chosen = checker_.slots_chosen();
     result_.commands_acked = checker_.commands_acked();
     for (const Node& n : nodes_) {
-      if (n.replica) result_.elections += n.replica->stats().elections_started;
+      if (n.replica) {
+        result_.elections += n.replica->stats().elections_started;
+        result_.lease_recampaigns += n.replica->stats().lease_recampaigns;
+      }
     }
     return result_;
   }

@@ -67,6 +67,7 @@ struct SimResult {
   std::uint64_t partitions = 0;
   std::uint64_t pauses = 0;
   std::uint64_t elections = 0;
+  std::uint64_t lease_recampaigns = 0;  // Replica::Stats::lease_recampaigns, summed
   std::uint64_t lease_reads_checked = 0;
   std::uint64_t catchup_slots = 0;
 };
