@@ -639,7 +639,8 @@ bool SqlStore::checksum(std::string* hex, std::string* error) {
     sqlite3_stmt* raw = nullptr;
     if (sqlite3_prepare_v2(db_,
                            "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE substr(name, 1, 7) "
-                           "!= '_synod_' AND substr(name, 1, 7) != 'sqlite_' ORDER BY type, name",
+                           "!= '_synod_' AND (substr(name, 1, 7) != 'sqlite_' OR name = 'sqlite_sequence') "
+                           "ORDER BY type, name",
                            -1, &raw, nullptr) != SQLITE_OK) {
       return fail();
     }
@@ -722,6 +723,53 @@ bool SqlStore::validate(std::string_view command, std::string* why) const {
     std::string sql;
     json params;
     if (!split_entry(entry, &sql, &params, why)) return false;
+    if (!precheck(sql, why)) return false;
+  }
+  return true;
+}
+
+bool SqlStore::precheck(const std::string& sql, std::string* why) {
+  // What the authorizer refuses at apply (the rule that counts), found in the
+  // text first so that it never enters the log. The lexer is not SQLite's
+  // parser: it may miss what the authorizer then refuses at apply (a
+  // deterministic error result), never the other way round for these words.
+  std::vector<std::string> statements;
+  std::string ignored;
+  if (!sqltext::split_statements(sql, sqltext::Dialect::kPostgres, &statements, &ignored)) {
+    return true;  // SQLite reports its own syntax error at apply
+  }
+  for (const std::string& one : statements) {
+    std::vector<sqltext::Token> tokens;
+    if (!sqltext::lex(one, sqltext::Dialect::kPostgres, &tokens, &ignored) || tokens.empty()) {
+      continue;
+    }
+    const sqltext::Words w = sqltext::words(tokens);
+    static const char* kFirst[] = {"attach", "detach", "pragma", "begin", "commit",
+                                   "end",    "rollback", "savepoint", "release"};
+    std::string first(tokens.front().text);
+    for (char& c : first) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (tokens.front().kind == sqltext::TokenKind::kWord) {
+      for (const char* k : kFirst) {
+        if (first == k) {
+          std::string upper = first;
+          for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+          *why = upper + " is refused: " +
+                 (first == "attach" || first == "detach"
+                      ? std::string("another database file is not replicated")
+                  : first == "pragma"
+                      ? std::string("it could change a node's database outside the log")
+                      : std::string("every command is one transaction already"));
+          return false;
+        }
+      }
+    }
+    for (const std::string& f : w.called) {
+      if (f == "load_extension" || f == "total_changes" || f == "sqlite_version" ||
+          f == "sqlite_source_id" || f.rfind("sqlite_compileoption_", 0) == 0) {
+        *why = f + "() is refused: its value can differ between nodes";
+        return false;
+      }
+    }
   }
   return true;
 }

@@ -104,6 +104,8 @@ class SqlStore {
   bool query(std::string_view request, std::string* result, std::string* error);
   // Whether a command may enter the log: the JSON shape of a command (a
   // statement SQLite cannot run still fails at apply, the same on every node).
+  // Also refuses, by the statement's text, what the authorizer would refuse
+  // at apply (ATTACH, PRAGMA, transaction control, total_changes(), ...).
   bool validate(std::string_view command, std::string* why) const;
   uint64_t last_applied() const { return last_applied_.load(std::memory_order_acquire); }
   // Checkpoints the WAL into the database file with fsync.
@@ -120,6 +122,7 @@ class SqlStore {
 
   // The content checksum of the user tables (the {"checksum": true} command).
   bool checksum(std::string* hex, std::string* error);
+  static bool precheck(const std::string& sql, std::string* why);
 
   sqlite3* db_ = nullptr;  // applies (read-write, the deterministic VFS)
   sqlite3* ro_ = nullptr;  // queries (read-only)

@@ -312,6 +312,18 @@ TEST_F(SqlStoreTest, ValidateRefusesWhatIsNotACommand) {
   EXPECT_FALSE(store_->validate("[]", &why));
   EXPECT_EQ(why, "the command has no statements");
   EXPECT_FALSE(store_->validate("[[1, 2]]", &why));
+  // What the authorizer refuses at apply is refused by its text first.
+  for (const char* refused : {"PRAGMA journal_mode=DELETE", "attach 'x.db' as x", "BEGIN",
+                              "SELECT 1; COMMIT", "INSERT INTO t VALUES (total_changes())",
+                              "SELECT sqlite_version()", "SELECT load_extension('x')"}) {
+    EXPECT_FALSE(store_->validate(json::array({refused}).dump(), &why)) << refused;
+  }
+  EXPECT_NE(why.find("load_extension"), std::string::npos) << why;
+  for (const char* fine : {"SELECT 'pragma begin total_changes()'", "CREATE TABLE \"end\" (a)",
+                           "INSERT INTO t (v) VALUES ('BEGIN')", "SELECT 1 -- PRAGMA x",
+                           "VALUES(1) UNION SELECT begin FROM t"}) {
+    EXPECT_TRUE(store_->validate(json::array({fine}).dump(), &why)) << fine << ": " << why;
+  }
   EXPECT_EQ(store_->last_applied(), 0u);
 }
 
