@@ -11,7 +11,19 @@
 //   synodctl --cluster ... sql query "SELECT * FROM t" [--consistency linearizable]
 //   synodctl --cluster ... sql checksum   every node's content checksum at one log position
 //   synodctl --cluster ... sql shell      interactive (line editing, history, tables)
+//   synodctl --cluster ... lock acquire NAME [--ttl 10s] [--wait 30s] [--shared] [-- COMMAND ARGS...]
+//   synodctl --cluster ... lock release NAME [--session S]
+//   synodctl --cluster ... lock show NAME | lock list
 //   synodctl --cluster ... -        one command per line from stdin, one result line each
+//
+// lock acquire without a command prints the fencing token and holds the lock
+// (keeping its session alive) until SIGINT/SIGTERM, then releases it. With
+// -- COMMAND it runs COMMAND while holding the lock (SYNOD_LOCK_NAME,
+// SYNOD_LOCK_TOKEN and SYNOD_LOCK_SESSION in its environment; SIGINT/SIGTERM
+// are passed on to it; it gets SIGTERM should synodctl die), releases the lock
+// when COMMAND exits and exits with COMMAND's exit code (128+N when a signal N
+// ended it). Not granted (busy, --wait ran out): exit 1. The session lost while
+// holding (the lock may be someone else's now): COMMAND gets SIGTERM, exit 2.
 //
 // Global options: --json, --timeout MS, --cluster-name NAME, --redirect.
 // Exit codes: 0 success; 1 missing key / failed compare-and-set / not a number /
@@ -19,10 +31,16 @@
 // 2 error (usage, unreachable cluster, timeout). In stdin mode the exit code is
 // the highest of the commands'.
 #include <editline/readline.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -41,6 +59,8 @@ using synod::client::CtlOutput;
 using synod::client::Result;
 
 using Json = nlohmann::json;
+
+extern "C" char** environ;
 
 // sql checksum: a checksum command through the log (every node computes its
 // database's checksum at that same position), then each node is asked, on
@@ -206,6 +226,196 @@ int shell(Client& client, const CtlCommand& c, const synod::client::CtlOptions& 
   return worst;
 }
 
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The signals lock acquire waits for. Blocked in every thread (before the
+// client's thread starts) and taken with sigtimedwait.
+sigset_t lock_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGCHLD);
+  return set;
+}
+
+// The next of lock_signals() within ms; 0 when none came.
+int wait_signal(int ms) {
+  const sigset_t set = lock_signals();
+  timespec ts{ms / 1000, static_cast<long>(ms % 1000) * 1000000L};
+  const int sig = sigtimedwait(&set, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+// lock release without --session: the lock's only holder.
+CtlOutput release(Client& client, const CtlCommand& c, const synod::client::CtlOptions& opt) {
+  CallOptions call;
+  call.timeout = std::chrono::milliseconds(opt.timeout_ms);
+  std::uint64_t session = c.session;
+  if (session == 0) {
+    CallOptions lin = call;
+    lin.consistency = synod::client::Consistency::kLinearizable;
+    synod::client::LockInfo info;
+    const Result r = synod::client::show_lock(client, c.lock, &info, lin, c.lock_backend);
+    if (!r.ok()) return synod::client::format_lock_show(r, opt.json, false, 0);
+    if (info.holders.size() != 1) {
+      CtlOutput o;
+      o.exit_code = info.holders.empty() ? 1 : 2;
+      o.err = info.holders.empty()
+                  ? "lock " + synod::client::escape_word(c.lock, true) + " is not held\n"
+                  : "lock " + synod::client::escape_word(c.lock, true) + " has " +
+                        std::to_string(info.holders.size()) +
+                        " (shared) holders: name one with --session\n";
+      return o;
+    }
+    session = info.holders[0].session;
+  }
+  const synod::client::LockResult r =
+      synod::client::release_lock(client, c.lock, session, call, c.lock_backend);
+  return synod::client::format_lock_release(c, r, session, opt.json);
+}
+
+// Starts the command of lock acquire -- COMMAND with the lock's variables in
+// its environment and the signal mask and dispositions of a fresh process.
+pid_t spawn(const CtlCommand& c, std::uint64_t token, std::uint64_t session) {
+  std::vector<std::string> env_strings = {"SYNOD_LOCK_NAME=" + c.lock,
+                                          "SYNOD_LOCK_TOKEN=" + std::to_string(token),
+                                          "SYNOD_LOCK_SESSION=" + std::to_string(session)};
+  std::vector<char*> envp;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::strncmp(*e, "SYNOD_LOCK_", 11) != 0) envp.push_back(*e);
+  }
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = c.lock_command;
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const std::string cant_run = "synodctl: cannot run " + c.lock_command[0] + ": ";
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid != 0) return pid;
+  // The child: only async-signal-safe calls until exec.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  // The lock ends with synodctl: so does the command.
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(128 + SIGTERM);
+  execvpe(argv[0], argv.data(), envp.data());
+  const int err = errno;
+  const char* why = strerror(err);
+  if (write(STDERR_FILENO, cant_run.data(), cant_run.size()) >= 0 &&
+      write(STDERR_FILENO, why, std::strlen(why)) >= 0) {
+    (void)!write(STDERR_FILENO, "\n", 1);
+  }
+  _exit(err == ENOENT ? 127 : 126);
+}
+
+// lock acquire: see the top of this file.
+int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions& opt) {
+  synod::client::LockSessionOptions so;
+  so.ttl = std::chrono::milliseconds(c.ttl_ms);
+  so.backend = c.lock_backend;
+  so.call_timeout = std::chrono::milliseconds(opt.timeout_ms);
+  Result opened;
+  auto session = synod::client::LockSession::open(client, so, &opened);
+  if (!session) {
+    std::fprintf(stderr, "synodctl: %s\n", opened.message.c_str());
+    return synod::client::exit_code_of(opened.code) == 0 ? 2
+                                                          : synod::client::exit_code_of(opened.code);
+  }
+  synod::client::AcquireOptions ao;
+  ao.mode = c.shared ? synod::client::LockMode::kShared : synod::client::LockMode::kExclusive;
+  ao.wait = c.wait_ms < 0 ? synod::client::kWaitForever : std::chrono::milliseconds(c.wait_ms);
+
+  // Acquire on a thread of its own, so that a signal can end a long wait.
+  synod::client::LockResult got;
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    got = session->acquire(c.lock, ao);
+    done = true;
+  });
+  int interrupted = 0;
+  while (!done) {
+    const int sig = wait_signal(50);
+    if (sig == SIGINT || sig == SIGTERM) {
+      interrupted = sig;
+      session->close();  // ends the wait (and leaves the queue with the session)
+      break;
+    }
+  }
+  waiter.join();
+  if (interrupted != 0) {
+    std::fprintf(stderr, "synodctl: interrupted while waiting for lock %s\n", c.lock.c_str());
+    return 128 + interrupted;
+  }
+  if (!got.ok()) {
+    emit(synod::client::format_lock_acquire(c, got, session->id(), opt.json));
+    session->close();
+    return synod::client::exit_code_of(got.code);
+  }
+
+  auto finish = [&](int code) {
+    const synod::client::LockResult r = session->release(c.lock);
+    if (!r.ok() && r.code != synod::client::Code::kSessionLost) {
+      std::fprintf(stderr, "synodctl: releasing lock %s: %s (closing the session releases it)\n",
+                   c.lock.c_str(), r.message.c_str());
+    }
+    session->close();
+    return code;
+  };
+
+  if (c.lock_command.empty()) {
+    emit(synod::client::format_lock_acquire(c, got, session->id(), opt.json));
+    while (true) {
+      const int sig = wait_signal(100);
+      if (sig == SIGINT || sig == SIGTERM) return finish(0);
+      if (session->lost()) {
+        std::fprintf(stderr, "synodctl: lock %s lost: %s\n", c.lock.c_str(),
+                     session->lost_reason().c_str());
+        session->close();
+        return 2;
+      }
+    }
+  }
+
+  const pid_t pid = spawn(c, got.token, session->id());
+  if (pid < 0) {
+    std::fprintf(stderr, "synodctl: fork: %s\n", std::strerror(errno));
+    return finish(2);
+  }
+  bool lost = false;
+  int status = 0;
+  while (true) {
+    const int sig = wait_signal(100);
+    if (sig == SIGINT || sig == SIGTERM) kill(pid, sig);
+    const pid_t w = waitpid(pid, &status, WNOHANG);
+    if (w == pid) break;
+    if (w < 0 && errno != EINTR) {
+      status = 2 << 8;
+      break;
+    }
+    if (!lost && session->lost()) {
+      lost = true;
+      std::fprintf(stderr, "synodctl: lock %s lost (%s): stopping the command\n", c.lock.c_str(),
+                   session->lost_reason().c_str());
+      kill(pid, SIGTERM);
+    }
+  }
+  const int code = WIFEXITED(status)     ? WEXITSTATUS(status)
+                   : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
+                                         : 2;
+  return finish(lost ? 2 : code);
+}
+
 CtlOutput run(Client& client, const CtlCommand& c, const synod::client::CtlOptions& opt,
               bool line_mode, const synod::client::Options& options) {
   CallOptions call;
@@ -249,6 +459,22 @@ CtlOutput run(Client& client, const CtlCommand& c, const synod::client::CtlOptio
     case CtlCommand::Op::kStatus:
       return synod::client::format_status(client.status(std::chrono::milliseconds(opt.timeout_ms)),
                                           opt.json, line_mode);
+    case CtlCommand::Op::kLockShow:
+      return synod::client::format_lock_show(
+          synod::client::show_lock(client, c.lock, nullptr, call, c.lock_backend), opt.json,
+          line_mode, wall_ms());
+    case CtlCommand::Op::kLockList:
+      return synod::client::format_lock_list(
+          synod::client::list_locks(client, nullptr, call, c.lock_backend), opt.json, line_mode,
+          wall_ms());
+    case CtlCommand::Op::kLockRelease:
+      return release(client, c, opt);
+    case CtlCommand::Op::kLockAcquire: {
+      CtlOutput o;
+      o.exit_code = 2;
+      o.out = "error: lock acquire holds the lock until it ends; it cannot run in stdin mode\n";
+      return o;
+    }
   }
   return synod::client::format_result(c, r, opt.json, line_mode);
 }
@@ -272,6 +498,13 @@ int main(int argc, char** argv) {
     return parsed.exit_code;
   }
 
+  const bool lock_acquire = !opt.stdin_mode && command.op == CtlCommand::Op::kLockAcquire;
+  if (lock_acquire) {
+    // Before any thread starts, so that every thread has them blocked.
+    const sigset_t set = lock_signals();
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  }
+
   synod::client::Options options;
   options.timeout = std::chrono::milliseconds(opt.timeout_ms);
   // One node may stall a whole attempt; with a short overall timeout, give
@@ -286,6 +519,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  if (lock_acquire) return acquire(*client, command, opt);
   if (!opt.stdin_mode && command.op == CtlCommand::Op::kSqlShell) {
     return shell(*client, command, opt, options);
   }

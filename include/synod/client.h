@@ -56,7 +56,9 @@ typedef enum synod_code {
   SYNOD_BAD_REQUEST = 6,    /* refused, not retried: bad argument, unknown backend, ... */
   SYNOD_BACKEND_ERROR = 7,  /* the backend refused the command */
   SYNOD_PROTOCOL_ERROR = 8, /* an answer could not be decoded */
-  SYNOD_RESULT_LOST = 9     /* applied, but the node lost the result in a restart */
+  SYNOD_RESULT_LOST = 9,    /* applied, but the node lost the result in a restart */
+  SYNOD_LOCK_BUSY = 10,     /* lock held by another session (try), or not granted in time */
+  SYNOD_SESSION_LOST = 11   /* the lock session expired: every lock it held is released */
 } synod_code;
 
 typedef enum synod_consistency {
@@ -149,6 +151,85 @@ SYNOD_CLIENT_API synod_code synod_read(synod_client* client, const char* backend
                                        const char* payload, size_t payload_len,
                                        synod_consistency consistency, int timeout_ms, char** result,
                                        size_t* result_len, char** error);
+
+/* ---- Locks: sessions, leases and fencing tokens (the "lock" backend; docs/LOCKS.md).
+ *
+ *   synod_lock_session* s = NULL;
+ *   if (synod_lock_session_open(c, NULL, &s, &err) != SYNOD_OK) { ... }
+ *   uint64_t token;
+ *   if (synod_lock_acquire(s, "backup", 0, 30000, &token, &err) == SYNOD_OK) {
+ *     write_to_storage(data, token);   (the storage refuses tokens older than its newest)
+ *     synod_lock_release(s, "backup", &err);
+ *   }
+ *   synod_lock_session_close(s);     (releases whatever the session still holds)
+ *
+ * A session is kept alive by a background thread. A lock is a lease: when the
+ * session misses its keep-alives for its TTL the cluster releases its locks,
+ * maybe while the holder still works, so protect the resource with the token. */
+
+typedef struct synod_lock_session synod_lock_session;
+
+/* Called once when the session is lost, with the reason (valid during the
+ * call), from the library's keep-alive thread or the thread of a call that
+ * noticed. It must return quickly and must not close the session. */
+typedef void (*synod_lock_lost_fn)(void* arg, const char* reason);
+
+/* Initialize with synod_lock_options_init, then change what you need. */
+typedef struct synod_lock_options {
+  size_t struct_size;        /* set by synod_lock_options_init */
+  int ttl_ms;                /* session TTL, 1000..600000; default 10000 */
+  int keepalive_ms;          /* keep-alive period; 0 (default): ttl_ms / 3 */
+  int timeout_ms;            /* each call's timeout; 0 (default): the client's */
+  const char* backend;       /* the lock backend's name; NULL: "lock" */
+  synod_lock_lost_fn on_lost; /* may be NULL */
+  void* on_lost_arg;
+} synod_lock_options;
+
+SYNOD_CLIENT_API void synod_lock_options_init(synod_lock_options* options);
+
+/* Opens a session (options may be NULL for the defaults). On SYNOD_OK,
+ * *session receives it; the client must stay open until the session is closed. */
+SYNOD_CLIENT_API synod_code synod_lock_session_open(synod_client* client,
+                                                    const synod_lock_options* options,
+                                                    synod_lock_session** session, char** error);
+/* Stops the keep-alives, closes the session on the cluster (releasing its
+ * locks, with no lock-delay) and frees it. NULL is ignored. */
+SYNOD_CLIENT_API void synod_lock_session_close(synod_lock_session* session);
+/* The session's id (0 for NULL). */
+SYNOD_CLIENT_API uint64_t synod_lock_session_id(const synod_lock_session* session);
+/* 1 when the session is lost (then *reason, if reason is not NULL, receives
+ * why, to free with synod_free), else 0 (and *reason is NULL). */
+SYNOD_CLIENT_API int synod_lock_session_lost(const synod_lock_session* session, char** reason);
+
+/* Acquires the lock `name` (a NUL-terminated UTF-8 string), shared when
+ * `shared` is nonzero. wait_ms: 0 tries once; negative waits without limit;
+ * else at most that long (then the wait is cancelled). SYNOD_OK with *token
+ * (may be NULL) = the fencing token; SYNOD_LOCK_BUSY; SYNOD_SESSION_LOST; or
+ * why the cluster did not answer (SYNOD_TIMEOUT: the session may hold the
+ * lock; release it or close the session). Idempotent for a held lock. */
+SYNOD_CLIENT_API synod_code synod_lock_acquire(synod_lock_session* session, const char* name,
+                                               int shared, int wait_ms, uint64_t* token,
+                                               char** error);
+/* SYNOD_OK, or SYNOD_NOT_FOUND when the session does not hold it. */
+SYNOD_CLIENT_API synod_code synod_lock_release(synod_lock_session* session, const char* name,
+                                               char** error);
+/* Releases `name` for any session (breaking the lock of a process that is gone). */
+SYNOD_CLIENT_API synod_code synod_lock_release_for(synod_client* client, const char* name,
+                                                   uint64_t session_id, int timeout_ms,
+                                                   char** error);
+/* The lock's holders, waiters and newest token (show) or every lock and
+ * session (list) as the backend's JSON text (free with synod_free). */
+SYNOD_CLIENT_API synod_code synod_lock_show(synod_client* client, const char* name,
+                                            synod_consistency consistency, int timeout_ms,
+                                            char** json, char** error);
+SYNOD_CLIENT_API synod_code synod_lock_list(synod_client* client, synod_consistency consistency,
+                                            int timeout_ms, char** json, char** error);
+/* The fencing helper: *current (required) = 1 when token is the current
+ * holder's token, else 0; *newest (may be NULL) = the newest token granted. */
+SYNOD_CLIENT_API synod_code synod_lock_check(synod_client* client, const char* name,
+                                             uint64_t token, synod_consistency consistency,
+                                             int timeout_ms, int* current, uint64_t* newest,
+                                             char** error);
 
 #ifdef __cplusplus
 }

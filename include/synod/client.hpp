@@ -74,10 +74,16 @@ enum class Code {
   kProtocolError,  // a node's answer could not be decoded
   kResultLost,     // the write was applied, but the node restarted before it could
                    // report its result (cas/incr/del only; a put is then kOk)
+  // Locks (LockSession below):
+  kLockBusy,     // try_acquire: another session holds the lock; acquire: not granted
+                 // before the wait ran out (the wait was cancelled)
+  kSessionLost,  // the lock session expired (or is unknown to the cluster): every lock
+                 // it held is released; open a new session
 };
 
 // "ok", "not_found", "cas_failed", "not_a_number", "timeout", "unavailable",
-// "bad_request", "backend_error", "protocol_error", "result_lost".
+// "bad_request", "backend_error", "protocol_error", "result_lost", "lock_busy",
+// "session_lost".
 const char* code_name(Code code);
 
 struct Result {
@@ -227,6 +233,209 @@ class Client {
  private:
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+};
+
+// ---------------------------------------------------------------------------
+// Locks: sessions, leases and fencing tokens over the "lock" backend
+// (synod --backend lock; docs/LOCKS.md). Link synod_client.
+//
+//   auto client = synod::client::Client::connect({"10.0.0.1:7001"});
+//   synod::client::Result r;
+//   auto session = synod::client::LockSession::open(*client, {}, &r);
+//   if (!session) { std::cerr << r.message << "\n"; return; }
+//   synod::client::LockGuard guard(*session, "backup");   // blocks until granted
+//   if (!guard) { std::cerr << guard.result().message << "\n"; return; }
+//   storage.write(data, guard.token());  // the resource refuses older tokens
+//
+// A lock is a LEASE: the cluster releases it when the session misses its
+// keep-alives for its TTL (a paused process, a partition), possibly while the
+// holder still believes it holds it. A lock alone is therefore not mutual
+// exclusion: pass token() to the protected resource and let it refuse any
+// token lower than the highest it has seen (check_lock_token helps).
+
+enum class LockMode { kExclusive, kShared };
+
+// A negative AcquireOptions::wait: wait as long as it takes.
+inline constexpr std::chrono::milliseconds kWaitForever{-1};
+
+struct LockSessionOptions {
+  // The session's TTL: the cluster expires it (and releases its locks) when no
+  // keep-alive reached it for this long. 1 s .. 600 s.
+  std::chrono::milliseconds ttl{10000};
+  // How often the background thread sends a keep-alive; 0: ttl / 3. (A value
+  // above the TTL lets the session expire: for tests.)
+  std::chrono::milliseconds keepalive_interval{0};
+  // The timeout of each call the session makes (open, keep-alive, acquire,
+  // status, release, close); 0: the client's Options::timeout.
+  std::chrono::milliseconds call_timeout{0};
+  // The name of the lock backend on the cluster.
+  std::string backend = "lock";
+  // Called once when the session is lost (the cluster answered that it expired,
+  // or no keep-alive succeeded for a whole TTL so it may have), with the reason,
+  // from whichever thread noticed it (usually the keep-alive thread). It must
+  // return quickly and must not close or destroy the session.
+  std::function<void(const std::string& reason)> on_lost;
+};
+
+struct AcquireOptions {
+  LockMode mode = LockMode::kExclusive;
+  // How long to wait for the lock: 0 tries once (try_acquire: kLockBusy when
+  // another session holds it); negative (kWaitForever) waits without limit. A
+  // wait that runs out leaves the queue (a cancel) and returns kLockBusy.
+  std::chrono::milliseconds wait = kWaitForever;
+  // How often a waiting acquire asks whether it has the lock yet.
+  std::chrono::milliseconds poll_interval{50};
+};
+
+// The outcome of acquire / try_acquire / release.
+struct LockResult {
+  Code code = Code::kOk;
+  std::string message;             // for humans when code != kOk
+  std::uint64_t token = 0;         // kOk from acquire: the fencing token of the grant
+  std::uint64_t holder_session = 0;  // kLockBusy from a try: the holding session, if known
+  bool ok() const { return code == Code::kOk; }
+};
+
+struct LockHolderInfo {
+  std::uint64_t session = 0;
+  std::uint64_t token = 0;
+  LockMode mode = LockMode::kExclusive;
+  std::int64_t since_ms = 0;  // log time (ms since the Unix epoch) of the grant
+};
+struct LockWaiterInfo {
+  std::uint64_t session = 0;
+  LockMode mode = LockMode::kExclusive;
+};
+struct LockInfo {
+  std::string name;
+  std::vector<LockHolderInfo> holders;  // none: free (or unavailable, see below)
+  std::vector<LockWaiterInfo> waiters;  // in FIFO order
+  // Log time until which the lock is held back after a holder's session expired
+  // (the lock-delay); 0 or in the past: not held back.
+  std::int64_t unavailable_until_ms = 0;
+  std::uint64_t last_token = 0;  // the newest token ever granted for it
+};
+struct LockSessionInfo {
+  std::uint64_t session = 0;
+  std::int64_t ttl_ms = 0;
+  std::int64_t expires_ms = 0;  // log time
+};
+struct LockListing {
+  std::vector<LockInfo> locks;
+  std::vector<LockSessionInfo> sessions;
+};
+
+// Inspecting locks needs no session. `backend` is the lock backend's name.
+// show: Result::value holds the backend's JSON, *info (if not null) its fields.
+// A lock nobody ever took shows with no holders and last_token 0.
+Result show_lock(Client& client, std::string_view name, LockInfo* info = nullptr,
+                 const CallOptions& call = {}, std::string_view backend = "lock");
+Result list_locks(Client& client, LockListing* listing = nullptr, const CallOptions& call = {},
+                  std::string_view backend = "lock");
+// The fencing helper: *current = whether token is the token of the lock's
+// current holder; *newest (if not null) = the newest token granted for it.
+Result check_lock_token(Client& client, std::string_view name, std::uint64_t token,
+                        bool* current, std::uint64_t* newest = nullptr,
+                        const CallOptions& call = {}, std::string_view backend = "lock");
+// Releases `name` for ANY session (an administrator breaking a lock held by a
+// process that is gone; its holder is not told). kNotFound when that session
+// does not hold it; kSessionLost when the session does not exist any more.
+LockResult release_lock(Client& client, std::string_view name, std::uint64_t session,
+                        const CallOptions& call = {}, std::string_view backend = "lock");
+
+// A session with the lock backend: opened with a TTL, kept alive by a
+// background thread, closed (releasing every lock it holds, with no
+// lock-delay) by close() or the destructor. The Client must outlive it. Every
+// member function may be called from any thread.
+class LockSession {
+ public:
+  // Opens a session (a write through the log). nullptr with *result (if not
+  // null) saying why: kBadRequest for a bad option or an unknown backend,
+  // kTimeout / kUnavailable when the cluster did not answer.
+  static std::unique_ptr<LockSession> open(Client& client, LockSessionOptions options = {},
+                                           Result* result = nullptr);
+  ~LockSession();  // close()
+  LockSession(const LockSession&) = delete;
+  LockSession& operator=(const LockSession&) = delete;
+
+  // The session's id (the log position of its open command).
+  std::uint64_t id() const;
+  const LockSessionOptions& options() const;
+
+  // Acquires `name`: an acquire command through the log, then, while the
+  // session waits in the queue, status reads (local, confirmed linearizable)
+  // every poll_interval until granted or the wait runs out. Idempotent: a lock
+  // the session holds already is returned with its token. kOk with the token;
+  // kLockBusy; kSessionLost; or why the cluster did not answer.
+  LockResult acquire(std::string_view name, const AcquireOptions& options = {});
+  // acquire with wait 0.
+  LockResult try_acquire(std::string_view name, LockMode mode = LockMode::kExclusive);
+  // Releases `name` (the next waiters are granted at once). kNotFound when the
+  // session does not hold it.
+  LockResult release(std::string_view name);
+  // What the cluster says of this session and `name` (a linearizable read):
+  // kOk with token when held, kLockBusy when not (waiting or not), kSessionLost.
+  LockResult status(std::string_view name);
+
+  Result show(std::string_view name, LockInfo* info = nullptr);
+  Result list(LockListing* listing = nullptr);
+  Result check(std::string_view name, std::uint64_t token, bool* current,
+               std::uint64_t* newest = nullptr);
+
+  // Whether the session is lost (see LockSessionOptions::on_lost), and why.
+  // Every call on a lost session returns kSessionLost.
+  bool lost() const;
+  std::string lost_reason() const;
+  // Until when the session surely has not expired on the cluster: the send
+  // time of the last keep-alive (or open) that succeeded, plus the TTL. Work
+  // under a lock should finish before it (and still be fenced by the token:
+  // this assumes the nodes' clocks advance at the rate of this one's).
+  std::chrono::steady_clock::time_point valid_until() const;
+
+  // Stops the keep-alives and closes the session on the cluster (releasing its
+  // locks). The result of the close command (kOk too when the session was lost
+  // already: there was nothing to release). Idempotent.
+  Result close();
+
+  struct Impl;
+
+ private:
+  explicit LockSession(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// RAII: acquires in the constructor (blocking as AcquireOptions says),
+// releases in the destructor. Check ok() (or the bool conversion) before using
+// the lock: a constructor that failed holds nothing, and result() says why.
+class LockGuard {
+ public:
+  // On a session the caller keeps (and must outlive the guard).
+  LockGuard(LockSession& session, std::string name, const AcquireOptions& options = {});
+  // With a session of its own, opened here and closed in the destructor.
+  LockGuard(Client& client, std::string name, const AcquireOptions& options = {},
+            LockSessionOptions session_options = {});
+  ~LockGuard();
+  LockGuard(LockGuard&& other) noexcept;
+  LockGuard& operator=(LockGuard&&) = delete;
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+
+  bool ok() const { return held_; }
+  explicit operator bool() const { return held_; }
+  std::uint64_t token() const { return result_.token; }
+  const LockResult& result() const { return result_; }
+  const std::string& name() const { return name_; }
+  // The session the guard uses (nullptr when its own could not be opened).
+  LockSession* session() const { return session_; }
+  // Releases now (the destructor then does nothing). kOk when there was nothing to release.
+  LockResult release();
+
+ private:
+  std::unique_ptr<LockSession> own_;
+  LockSession* session_ = nullptr;
+  std::string name_;
+  LockResult result_;
+  bool held_ = false;
 };
 
 }  // namespace synod::client

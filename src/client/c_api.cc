@@ -16,6 +16,10 @@ struct synod_client {
   std::unique_ptr<synod::client::Client> client;
 };
 
+struct synod_lock_session {
+  std::unique_ptr<synod::client::LockSession> session;
+};
+
 namespace {
 
 using synod::client::CallOptions;
@@ -62,8 +66,21 @@ synod_code to_c(Code code) {
       return SYNOD_PROTOCOL_ERROR;
     case Code::kResultLost:
       return SYNOD_RESULT_LOST;
+    case Code::kLockBusy:
+      return SYNOD_LOCK_BUSY;
+    case Code::kSessionLost:
+      return SYNOD_SESSION_LOST;
   }
   return SYNOD_PROTOCOL_ERROR;
+}
+
+synod_code finish(const synod::client::LockResult& r, char** error) {
+  if (r.ok()) {
+    clear_error(error);
+  } else {
+    set_error(error, r.message.empty() ? synod::client::code_name(r.code) : r.message);
+  }
+  return to_c(r.code);
 }
 
 synod_code finish(const Result& r, char** error) {
@@ -209,6 +226,10 @@ const char* synod_code_name(synod_code code) {
       return "protocol_error";
     case SYNOD_RESULT_LOST:
       return "result_lost";
+    case SYNOD_LOCK_BUSY:
+      return "lock_busy";
+    case SYNOD_SESSION_LOST:
+      return "session_lost";
   }
   return "unknown";
 }
@@ -356,6 +377,161 @@ synod_code synod_read(synod_client* client, const char* backend, const char* pay
       *result = copy_bytes(r.value);
       if (*result == nullptr) return out_of_memory(error);
       if (result_len != nullptr) *result_len = r.value.size();
+    }
+    return finish(r, error);
+  });
+}
+
+void synod_lock_options_init(synod_lock_options* options) {
+  if (options == nullptr) return;
+  std::memset(options, 0, sizeof(*options));
+  options->struct_size = sizeof(*options);
+  options->ttl_ms = 10000;
+}
+
+synod_code synod_lock_session_open(synod_client* client, const synod_lock_options* options,
+                                   synod_lock_session** session, char** error) {
+  if (session != nullptr) *session = nullptr;
+  if (client == nullptr) return bad(error, "client is NULL");
+  if (session == nullptr) return bad(error, "session (the out-parameter) is NULL");
+  synod_lock_options o;
+  synod_lock_options_init(&o);
+  if (options != nullptr) {
+    if (options->struct_size < sizeof(std::size_t) || options->struct_size > sizeof(o)) {
+      return bad(error, "synod_lock_options not initialized with synod_lock_options_init");
+    }
+    std::memcpy(&o, options, options->struct_size);
+  }
+  if (o.keepalive_ms < 0 || o.timeout_ms < 0) {
+    return bad(error, "keepalive_ms and timeout_ms must not be negative");
+  }
+  return guarded(error, [&] {
+    synod::client::LockSessionOptions so;
+    so.ttl = std::chrono::milliseconds(o.ttl_ms);
+    so.keepalive_interval = std::chrono::milliseconds(o.keepalive_ms);
+    so.call_timeout = std::chrono::milliseconds(o.timeout_ms);
+    if (o.backend != nullptr) so.backend = o.backend;
+    if (o.on_lost != nullptr) {
+      so.on_lost = [fn = o.on_lost, arg = o.on_lost_arg](const std::string& reason) {
+        fn(arg, reason.c_str());
+      };
+    }
+    Result r;
+    auto s = synod::client::LockSession::open(*client->client, std::move(so), &r);
+    if (!s) return finish(r, error);
+    *session = new synod_lock_session{std::move(s)};
+    clear_error(error);
+    return SYNOD_OK;
+  });
+}
+
+void synod_lock_session_close(synod_lock_session* session) {
+  if (session == nullptr) return;
+  try {
+    session->session->close();
+  } catch (...) {
+    // Nothing may cross into C; the session expires on the cluster by itself.
+  }
+  delete session;
+}
+
+uint64_t synod_lock_session_id(const synod_lock_session* session) {
+  return session == nullptr ? 0 : session->session->id();
+}
+
+int synod_lock_session_lost(const synod_lock_session* session, char** reason) {
+  if (reason != nullptr) *reason = nullptr;
+  if (session == nullptr) return 0;
+  try {
+    if (!session->session->lost()) return 0;
+    if (reason != nullptr) *reason = copy_bytes(session->session->lost_reason());
+  } catch (...) {
+  }
+  return 1;
+}
+
+synod_code synod_lock_acquire(synod_lock_session* session, const char* name, int shared,
+                              int wait_ms, uint64_t* token, char** error) {
+  if (token != nullptr) *token = 0;
+  if (session == nullptr) return bad(error, "session is NULL");
+  if (name == nullptr) return bad(error, "name is NULL");
+  return guarded(error, [&] {
+    synod::client::AcquireOptions a;
+    a.mode = shared != 0 ? synod::client::LockMode::kShared : synod::client::LockMode::kExclusive;
+    a.wait = wait_ms < 0 ? synod::client::kWaitForever : std::chrono::milliseconds(wait_ms);
+    const synod::client::LockResult r = session->session->acquire(name, a);
+    if (r.ok() && token != nullptr) *token = r.token;
+    return finish(r, error);
+  });
+}
+
+synod_code synod_lock_release(synod_lock_session* session, const char* name, char** error) {
+  if (session == nullptr) return bad(error, "session is NULL");
+  if (name == nullptr) return bad(error, "name is NULL");
+  return guarded(error, [&] { return finish(session->session->release(name), error); });
+}
+
+synod_code synod_lock_release_for(synod_client* client, const char* name, uint64_t session_id,
+                                  int timeout_ms, char** error) {
+  if (client == nullptr) return bad(error, "client is NULL");
+  if (name == nullptr) return bad(error, "name is NULL");
+  return guarded(error, [&] {
+    return finish(synod::client::release_lock(*client->client, name, session_id,
+                                              call_options(timeout_ms, SYNOD_DEFAULT_CONSISTENCY)),
+                  error);
+  });
+}
+
+synod_code synod_lock_show(synod_client* client, const char* name, synod_consistency consistency,
+                           int timeout_ms, char** json, char** error) {
+  if (json != nullptr) *json = nullptr;
+  if (client == nullptr) return bad(error, "client is NULL");
+  if (name == nullptr || json == nullptr) return bad(error, "name or json is NULL");
+  if (!consistency_ok(consistency)) return bad(error, "unknown consistency");
+  return guarded(error, [&] {
+    Result r = synod::client::show_lock(*client->client, name, nullptr,
+                                        call_options(timeout_ms, consistency));
+    if (r.ok()) {
+      *json = copy_bytes(r.value);
+      if (*json == nullptr) return out_of_memory(error);
+    }
+    return finish(r, error);
+  });
+}
+
+synod_code synod_lock_list(synod_client* client, synod_consistency consistency, int timeout_ms,
+                           char** json, char** error) {
+  if (json != nullptr) *json = nullptr;
+  if (client == nullptr) return bad(error, "client is NULL");
+  if (json == nullptr) return bad(error, "json is NULL");
+  if (!consistency_ok(consistency)) return bad(error, "unknown consistency");
+  return guarded(error, [&] {
+    Result r =
+        synod::client::list_locks(*client->client, nullptr, call_options(timeout_ms, consistency));
+    if (r.ok()) {
+      *json = copy_bytes(r.value);
+      if (*json == nullptr) return out_of_memory(error);
+    }
+    return finish(r, error);
+  });
+}
+
+synod_code synod_lock_check(synod_client* client, const char* name, uint64_t token,
+                            synod_consistency consistency, int timeout_ms, int* current,
+                            uint64_t* newest, char** error) {
+  if (current != nullptr) *current = 0;
+  if (newest != nullptr) *newest = 0;
+  if (client == nullptr) return bad(error, "client is NULL");
+  if (name == nullptr || current == nullptr) return bad(error, "name or current is NULL");
+  if (!consistency_ok(consistency)) return bad(error, "unknown consistency");
+  return guarded(error, [&] {
+    bool is_current = false;
+    std::uint64_t newest_token = 0;
+    Result r = synod::client::check_lock_token(*client->client, name, token, &is_current,
+                                               &newest_token, call_options(timeout_ms, consistency));
+    if (r.ok()) {
+      *current = is_current ? 1 : 0;
+      if (newest != nullptr) *newest = newest_token;
     }
     return finish(r, error);
   });

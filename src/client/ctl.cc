@@ -6,9 +6,12 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+
+#include "client/lock_ops.h"
 
 namespace synod::client {
 namespace {
@@ -30,6 +33,13 @@ struct Commands {
   CLI::App* sql_query = nullptr;
   CLI::App* sql_checksum = nullptr;
   CLI::App* sql_shell = nullptr;
+  CLI::App* lock = nullptr;
+  CLI::App* lock_acquire = nullptr;
+  CLI::App* lock_release = nullptr;
+  CLI::App* lock_show = nullptr;
+  CLI::App* lock_list = nullptr;
+  std::string ttl;
+  std::string wait;
   std::string consistency;
   std::vector<std::string> cas_args;
 };
@@ -91,8 +101,37 @@ void add_commands(CLI::App& app, CtlCommand* c, Commands* s) {
   s->sql_shell
       ->add_option("--consistency", s->consistency, "for reads: local (default) or linearizable")
       ->check(consistency);
+
+  s->lock = app.add_subcommand("lock", "Locks (the lock backend): acquire, release, show, list");
+  s->lock->add_option("--backend", c->lock_backend, "The lock backend (default lock)");
+  s->lock->require_subcommand(1);
+  s->lock_acquire = s->lock->add_subcommand(
+      "acquire",
+      "Acquire NAME and print its fencing token, then hold it until Ctrl-C/SIGTERM; with "
+      "-- COMMAND ARGS..., hold it while COMMAND runs (SYNOD_LOCK_TOKEN in its environment) "
+      "and exit with COMMAND's exit code. Not granted: exit 1");
+  s->lock_acquire->add_option("name", c->lock, "The lock's name")->required();
+  s->lock_acquire->add_option("--ttl", s->ttl,
+                              "The session's TTL (10s default; 1s..600s; ms, s, m units)");
+  s->lock_acquire->add_option(
+      "--wait", s->wait, "How long to wait for the lock (default: no limit; 0: try once)");
+  s->lock_acquire->add_flag("--shared", c->shared, "A shared (reader) lock");
+  s->lock_release = s->lock->add_subcommand(
+      "release",
+      "Release NAME for --session S (default: for its only holder, whoever it is: breaks the "
+      "lock of a process that is gone)");
+  s->lock_release->add_option("name", c->lock, "The lock's name")->required();
+  s->lock_release->add_option("--session", c->session, "The session that holds it");
+  s->lock_show = s->lock->add_subcommand("show", "Show NAME's holders, waiters and newest token");
+  s->lock_show->add_option("name", c->lock, "The lock's name")->required();
+  s->lock_list = s->lock->add_subcommand("list", "List every lock and session");
+  for (CLI::App* sub : {s->lock_show, s->lock_list}) {
+    sub->add_option("--consistency", s->consistency, "local (default) or linearizable")
+        ->check(consistency);
+  }
   for (CLI::App* sub : {s->put, s->get, s->del, s->cas, s->incr, s->keys, s->status, s->sql,
-                        s->sql_exec, s->sql_query, s->sql_checksum, s->sql_shell}) {
+                        s->sql_exec, s->sql_query, s->sql_checksum, s->sql_shell, s->lock,
+                        s->lock_acquire, s->lock_release, s->lock_show, s->lock_list}) {
     // Global options (--timeout, --json, ...) may follow the command's words.
     sub->fallthrough();
   }
@@ -138,8 +177,33 @@ bool finish_command(const Commands& s, CtlCommand* c, std::string* error) {
     c->op = CtlCommand::Op::kSqlChecksum;
   } else if (s.sql_shell->parsed()) {
     c->op = CtlCommand::Op::kSqlShell;
+  } else if (s.lock_acquire->parsed()) {
+    c->op = CtlCommand::Op::kLockAcquire;
+    if (!s.ttl.empty() && !parse_duration(s.ttl, &c->ttl_ms, false, error)) {
+      *error = "--ttl: " + *error;
+      return false;
+    }
+    if (c->ttl_ms < 1000 || c->ttl_ms > 600000) {
+      *error = "--ttl must be 1s..600s";
+      return false;
+    }
+    if (!s.wait.empty() && !parse_duration(s.wait, &c->wait_ms, true, error)) {
+      *error = "--wait: " + *error;
+      return false;
+    }
+  } else if (s.lock_release->parsed()) {
+    c->op = CtlCommand::Op::kLockRelease;
+  } else if (s.lock_show->parsed()) {
+    c->op = CtlCommand::Op::kLockShow;
+  } else if (s.lock_list->parsed()) {
+    c->op = CtlCommand::Op::kLockList;
   } else {
-    *error = "no command given (put, get, del, cas, incr, keys, status, sql, or - for stdin)";
+    *error =
+        "no command given (put, get, del, cas, incr, keys, status, sql, lock, or - for stdin)";
+    return false;
+  }
+  if (c->op != CtlCommand::Op::kLockAcquire && !c->lock_command.empty()) {
+    *error = "only lock acquire runs a command after --";
     return false;
   }
   if (s.consistency == "local") c->consistency = Consistency::kLocal;
@@ -179,6 +243,59 @@ std::string ballot_text(const Ballot& b) {
   return std::to_string(b.round) + "." + std::to_string(b.node);
 }
 
+// Log time (ms since the Unix epoch) as UTC, to the millisecond.
+std::string utc_time(std::int64_t ms) {
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+// A span in ms as seconds with one decimal ("8.3s"; "-1.0s" in the past).
+std::string seconds_text(std::int64_t ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+// Rows of cells as a table with columns padded to their widest cell.
+std::string table(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<std::size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  std::string out;
+  for (const auto& row : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+std::string lock_state(const LockInfo& info, std::int64_t now_ms) {
+  if (!info.holders.empty()) {
+    return info.holders.size() == 1 && info.holders[0].mode == LockMode::kExclusive ? "held"
+                                                                                     : "held shared";
+  }
+  if (info.unavailable_until_ms > now_ms) {
+    return "lock-delay (" + seconds_text(info.unavailable_until_ms - now_ms) + " left)";
+  }
+  return "free";
+}
+
+std::string lock_human_error(const LockResult& r) {
+  return "error: " + (r.message.empty() ? std::string(code_name(r.code)) : r.message);
+}
+
 }  // namespace
 
 int exit_code_of(Code code) {
@@ -188,6 +305,7 @@ int exit_code_of(Code code) {
     case Code::kNotFound:
     case Code::kCasFailed:
     case Code::kNotANumber:
+    case Code::kLockBusy:
       return 1;
     default:
       return 2;
@@ -219,9 +337,26 @@ CtlParse parse_ctl_args(int argc, const char* const* argv, CtlOptions* options,
   add_commands(app, command, &s);
   app.require_subcommand(0, 1);
 
+  // lock acquire NAME ... -- COMMAND ARGS...: the words after "--" are the
+  // command's, whatever they look like; CLI11 sees only those before.
+  std::vector<std::string> words;
+  for (int i = 1; i < argc; ++i) words.emplace_back(argv[i]);
+  bool has_command = false;
+  for (std::size_t i = 0; i + 1 < words.size(); ++i) {
+    if (words[i] != "lock" || words[i + 1] != "acquire") continue;
+    auto dashes = std::find(words.begin() + static_cast<std::ptrdiff_t>(i) + 2, words.end(), "--");
+    if (dashes != words.end()) {
+      command->lock_command.assign(dashes + 1, words.end());
+      words.erase(dashes, words.end());
+      has_command = true;
+    }
+    break;
+  }
+
   CtlParse result;
   try {
-    app.parse(argc, argv);
+    std::reverse(words.begin(), words.end());  // CLI11 takes them last to first
+    app.parse(words);
   } catch (const CLI::ParseError& e) {
     std::ostringstream out, err;
     result.action = CtlParse::Action::kExit;
@@ -246,6 +381,9 @@ CtlParse parse_ctl_args(int argc, const char* const* argv, CtlOptions* options,
     return result;
   }
   std::string error;
+  if (has_command && command->lock_command.empty()) {
+    return usage_error("no command after --");
+  }
   if (!finish_command(s, command, &error)) return usage_error(error);
   return result;
 }
@@ -337,10 +475,11 @@ bool parse_ctl_line(std::string_view line, CtlCommand* command, bool* empty, std
     *empty = true;
     return true;
   }
-  static const std::vector<std::string> kCommands = {"put",  "get",  "del",    "cas",
-                                                     "incr", "keys", "status", "sql"};
+  static const std::vector<std::string> kCommands = {"put",  "get",    "del", "cas", "incr",
+                                                     "keys", "status", "sql", "lock"};
   if (std::find(kCommands.begin(), kCommands.end(), words[0]) == kCommands.end()) {
-    *error = "unknown command \"" + words[0] + "\" (put, get, del, cas, incr, keys, status, sql)";
+    *error = "unknown command \"" + words[0] +
+             "\" (put, get, del, cas, incr, keys, status, sql, lock)";
     return false;
   }
   *command = CtlCommand{};
@@ -523,6 +662,10 @@ CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool li
         break;
       case CtlCommand::Op::kSqlChecksum:
       case CtlCommand::Op::kSqlShell:
+      case CtlCommand::Op::kLockAcquire:
+      case CtlCommand::Op::kLockRelease:
+      case CtlCommand::Op::kLockShow:
+      case CtlCommand::Op::kLockList:
         break;
       case CtlCommand::Op::kSqlExec:
       case CtlCommand::Op::kSqlQuery:
@@ -556,6 +699,10 @@ CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool li
     case CtlCommand::Op::kDel:
     case CtlCommand::Op::kCas:
     case CtlCommand::Op::kStatus:
+    case CtlCommand::Op::kLockAcquire:
+    case CtlCommand::Op::kLockRelease:
+    case CtlCommand::Op::kLockShow:
+    case CtlCommand::Op::kLockList:
       o.out = "OK\n";
       break;
     case CtlCommand::Op::kGet:
@@ -576,6 +723,186 @@ CtlOutput format_result(const CtlCommand& c, const Result& r, bool json, bool li
       }
       break;
   }
+  return o;
+}
+
+bool parse_duration(std::string_view text, std::int64_t* ms, bool allow_forever,
+                    std::string* error) {
+  if (allow_forever && text == "forever") {
+    *ms = -1;
+    return true;
+  }
+  std::size_t digits = 0;
+  while (digits < text.size() &&
+         ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.')) {
+    ++digits;
+  }
+  const std::string number(text.substr(0, digits));
+  const std::string_view unit = text.substr(digits);
+  double scale = 0;
+  if (unit.empty() || unit == "s") {
+    scale = 1000;
+  } else if (unit == "ms") {
+    scale = 1;
+  } else if (unit == "m") {
+    scale = 60000;
+  } else if (unit == "h") {
+    scale = 3600000;
+  }
+  char* end = nullptr;
+  const double value = number.empty() ? -1 : std::strtod(number.c_str(), &end);
+  if (scale == 0 || number.empty() || end != number.c_str() + number.size() ||
+      !std::isfinite(value) || value * scale > 1e15) {
+    *error = "\"" + std::string(text) + "\" is not a duration (like 500ms, 10s, 2m" +
+             (allow_forever ? ", forever)" : ")");
+    return false;
+  }
+  *ms = static_cast<std::int64_t>(std::llround(value * scale));
+  return true;
+}
+
+CtlOutput format_lock_acquire(const CtlCommand& c, const LockResult& r, std::uint64_t session,
+                              bool json) {
+  CtlOutput o;
+  o.exit_code = exit_code_of(r.code);
+  if (json) {
+    Json j;
+    j["ok"] = r.ok();
+    j["code"] = code_name(r.code);
+    j["lock"] = c.lock;
+    if (session != 0) j["session"] = session;
+    if (r.ok()) j["token"] = r.token;
+    if (r.holder_session != 0) j["holder_session"] = r.holder_session;
+    if (!r.ok()) j["error"] = r.message.empty() ? std::string(code_name(r.code)) : r.message;
+    o.out = dump(j) + "\n";
+    return o;
+  }
+  if (r.ok()) {
+    o.out = std::to_string(r.token) + "\n";
+  } else if (r.code == Code::kLockBusy) {
+    o.err = "lock " + escape_word(c.lock, true) + " not acquired: " +
+            (r.message.empty() ? std::string("busy") : r.message) + "\n";
+  } else {
+    o.err = lock_human_error(r) + "\n";
+  }
+  return o;
+}
+
+CtlOutput format_lock_release(const CtlCommand& c, const LockResult& r, std::uint64_t session,
+                              bool json) {
+  CtlOutput o;
+  o.exit_code = exit_code_of(r.code);
+  if (json) {
+    Json j;
+    j["ok"] = r.ok();
+    j["code"] = code_name(r.code);
+    j["lock"] = c.lock;
+    if (session != 0) j["session"] = session;
+    if (!r.ok()) j["error"] = r.message.empty() ? std::string(code_name(r.code)) : r.message;
+    o.out = dump(j) + "\n";
+    return o;
+  }
+  if (r.ok()) {
+    o.out = "OK\n";
+  } else if (r.code == Code::kNotFound) {
+    o.err = "lock " + escape_word(c.lock, true) + " is not held by session " +
+            std::to_string(session) + "\n";
+  } else {
+    o.err = lock_human_error(r) + "\n";
+  }
+  return o;
+}
+
+CtlOutput format_lock_show(const Result& r, bool json, bool line_mode, std::int64_t now_ms) {
+  CtlOutput o;
+  if (!r.ok()) {
+    o.exit_code = exit_code_of(r.code);
+    if (json) {
+      o.out = dump(Json{{"ok", false}, {"code", code_name(r.code)}, {"error", r.message}}) + "\n";
+    } else {
+      (line_mode ? o.out : o.err) = human_error(r) + "\n";
+    }
+    return o;
+  }
+  LockInfo info;
+  std::string error;
+  if (!parse_lock_info(r.value, &info, &error)) {
+    o.exit_code = 2;
+    (line_mode || json ? o.out : o.err) = "error: the lock backend's answer: " + error + "\n";
+    return o;
+  }
+  if (json || line_mode) {
+    const Json j = Json::parse(r.value, nullptr, false);
+    o.out = (j.is_discarded() ? r.value : dump(j)) + "\n";
+    return o;
+  }
+  std::vector<std::vector<std::string>> rows;
+  rows.push_back({"lock", escape_word(info.name, true)});
+  rows.push_back({"state", lock_state(info, now_ms)});
+  if (info.holders.empty()) rows.push_back({"holders", "(none)"});
+  for (std::size_t i = 0; i < info.holders.size(); ++i) {
+    const LockHolderInfo& h = info.holders[i];
+    rows.push_back({i == 0 ? "holders" : "", "session " + std::to_string(h.session) + "  token " +
+                                                 std::to_string(h.token) + "  " +
+                                                 lock_mode_name(h.mode) + "  since " +
+                                                 utc_time(h.since_ms)});
+  }
+  if (info.waiters.empty()) rows.push_back({"waiters", "(none)"});
+  for (std::size_t i = 0; i < info.waiters.size(); ++i) {
+    const LockWaiterInfo& w = info.waiters[i];
+    rows.push_back({i == 0 ? "waiters" : "", std::to_string(i + 1) + ". session " +
+                                                 std::to_string(w.session) + "  " +
+                                                 lock_mode_name(w.mode)});
+  }
+  if (info.unavailable_until_ms > 0) {
+    rows.push_back({"lock-delay until", utc_time(info.unavailable_until_ms)});
+  }
+  rows.push_back({"last token", std::to_string(info.last_token)});
+  o.out = table(rows);
+  return o;
+}
+
+CtlOutput format_lock_list(const Result& r, bool json, bool line_mode, std::int64_t now_ms) {
+  CtlOutput o;
+  if (!r.ok()) {
+    o.exit_code = exit_code_of(r.code);
+    if (json) {
+      o.out = dump(Json{{"ok", false}, {"code", code_name(r.code)}, {"error", r.message}}) + "\n";
+    } else {
+      (line_mode ? o.out : o.err) = human_error(r) + "\n";
+    }
+    return o;
+  }
+  LockListing listing;
+  std::string error;
+  if (!parse_lock_listing(r.value, &listing, &error)) {
+    o.exit_code = 2;
+    (line_mode || json ? o.out : o.err) = "error: the lock backend's answer: " + error + "\n";
+    return o;
+  }
+  if (json || line_mode) {
+    const Json j = Json::parse(r.value, nullptr, false);
+    o.out = (j.is_discarded() ? r.value : dump(j)) + "\n";
+    return o;
+  }
+  std::vector<std::vector<std::string>> locks = {
+      {"LOCK", "STATE", "HOLDERS", "WAITERS", "LAST TOKEN"}};
+  for (const LockInfo& info : listing.locks) {
+    std::string holders;
+    for (const LockHolderInfo& h : info.holders) {
+      holders += (holders.empty() ? "" : ",") + std::to_string(h.session);
+    }
+    locks.push_back({escape_word(info.name, true), lock_state(info, now_ms),
+                     holders.empty() ? "-" : holders, std::to_string(info.waiters.size()),
+                     std::to_string(info.last_token)});
+  }
+  std::vector<std::vector<std::string>> sessions = {{"SESSION", "TTL", "EXPIRES IN"}};
+  for (const LockSessionInfo& s : listing.sessions) {
+    sessions.push_back({std::to_string(s.session), seconds_text(s.ttl_ms),
+                        seconds_text(s.expires_ms - now_ms)});
+  }
+  o.out = (listing.locks.empty() ? std::string("no locks\n") : table(locks)) + "\n" +
+          (listing.sessions.empty() ? std::string("no sessions\n") : table(sessions));
   return o;
 }
 

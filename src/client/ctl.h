@@ -19,7 +19,8 @@ namespace synod::client {
 
 struct CtlCommand {
   enum class Op {
-    kPut, kGet, kDel, kCas, kIncr, kKeys, kStatus, kSqlExec, kSqlQuery, kSqlChecksum, kSqlShell
+    kPut, kGet, kDel, kCas, kIncr, kKeys, kStatus, kSqlExec, kSqlQuery, kSqlChecksum, kSqlShell,
+    kLockAcquire, kLockRelease, kLockShow, kLockList
   };
   Op op = Op::kStatus;
   std::string key;
@@ -36,7 +37,21 @@ struct CtlCommand {
   std::string sql;
   std::vector<std::string> params;
   std::string backend = "sqlite";
+  // lock acquire / release / show: the lock's name; sent to lock_backend.
+  std::string lock;
+  std::string lock_backend = "lock";
+  std::int64_t ttl_ms = 10000;  // acquire --ttl
+  std::int64_t wait_ms = -1;    // acquire --wait: -1 without limit (default), 0 try once
+  bool shared = false;          // acquire --shared
+  std::vector<std::string> lock_command;  // acquire ... -- COMMAND ARGS...
+  std::uint64_t session = 0;    // release --session (0: the lock's holder, whoever it is)
 };
+
+// A duration: a number with a unit (ms, s, m, h; "1.5s", "250ms") or without
+// one (seconds, as flock -w), into milliseconds; "forever" is -1 when
+// allow_forever. False with *error on anything else or a negative value.
+bool parse_duration(std::string_view text, std::int64_t* ms, bool allow_forever,
+                    std::string* error);
 
 // The JSON payload of sql exec / sql query: [[SQL, params...]].
 std::string sql_payload(const CtlCommand& command);
@@ -117,6 +132,21 @@ class SqlShellBuffer {
 // Whether the shell sends a statement as a read (query) rather than through
 // the log (exec): SELECT, WITH ... SELECT, VALUES, EXPLAIN, SHOW, DESCRIBE.
 bool is_read_statement(std::string_view sql);
+
+// lock acquire: the grant (the token on its own line, or JSON with lock, token
+// and session; exit 0), or why there is none (exit 1 busy / not granted in
+// time, 2 errors).
+CtlOutput format_lock_acquire(const CtlCommand& command, const LockResult& result,
+                              std::uint64_t session, bool json);
+// lock release: OK (exit 0), not held (exit 1), errors (exit 2). `session` is
+// the session it was released for.
+CtlOutput format_lock_release(const CtlCommand& command, const LockResult& result,
+                              std::uint64_t session, bool json);
+// lock show / lock list: `result.value` is the backend's JSON (printed as is
+// with json); else a table, with times relative to now_ms (the wall clock in
+// ms since the Unix epoch, as the log's times are).
+CtlOutput format_lock_show(const Result& result, bool json, bool line_mode, std::int64_t now_ms);
+CtlOutput format_lock_list(const Result& result, bool json, bool line_mode, std::int64_t now_ms);
 
 // The result line of a stdin line that does not parse (exit code 2).
 CtlOutput format_line_error(const std::string& error, bool json);

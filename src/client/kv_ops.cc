@@ -61,6 +61,10 @@ const char* code_name(Code code) {
       return "protocol_error";
     case Code::kResultLost:
       return "result_lost";
+    case Code::kLockBusy:
+      return "lock_busy";
+    case Code::kSessionLost:
+      return "session_lost";
   }
   return "unknown";
 }

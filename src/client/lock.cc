@@ -1,0 +1,483 @@
+// LockSession, LockGuard and the lock helpers of synod/client.hpp: sessions of
+// the "lock" backend kept alive by a thread, blocking acquire by polling the
+// lock's status, and the inspection calls. The JSON is in lock_ops.cc.
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <utility>
+
+#include "client/lock_ops.h"
+#include "synod/client.hpp"
+
+namespace synod::client {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kMinTtl{1000};
+constexpr milliseconds kMaxTtl{600000};
+// How many local status polls a waiting acquire makes before one linearizable
+// poll (a local node that lags, or is cut off, must not keep it waiting).
+constexpr int kLocalPollsPerLinearizable = 10;
+
+LockResult lock_result(const LockAnswer& a) {
+  LockResult r;
+  r.code = a.code;
+  r.message = a.message;
+  r.token = a.token;
+  r.holder_session = a.holder_session;
+  return r;
+}
+
+LockResult lock_result(Code code, std::string message) {
+  LockResult r;
+  r.code = code;
+  r.message = std::move(message);
+  return r;
+}
+
+// Whether a write that ended so may be sent again (lock commands are idempotent
+// or harmless to repeat).
+bool retryable(Code code) {
+  return code == Code::kTimeout || code == Code::kUnavailable || code == Code::kResultLost;
+}
+
+// {"error": ...} in a read's answer, as a Result code.
+Result check_read(Result r) {
+  if (!r.ok()) return r;
+  const auto j = nlohmann::json::parse(r.value, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    r.code = Code::kProtocolError;
+    r.message = "the lock backend's answer is not a JSON object";
+  } else if (j.contains("error")) {
+    r.code = Code::kBackendError;
+    r.message = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+  }
+  return r;
+}
+
+}  // namespace
+
+Result show_lock(Client& client, std::string_view name, LockInfo* info, const CallOptions& call,
+                 std::string_view backend) {
+  Result r = check_read(client.read(backend, encode_lock_show(name), call));
+  if (r.ok() && info != nullptr) {
+    std::string error;
+    if (!parse_lock_info(r.value, info, &error)) {
+      r.code = Code::kProtocolError;
+      r.message = "the lock backend's show answer: " + error;
+    }
+  }
+  return r;
+}
+
+Result list_locks(Client& client, LockListing* listing, const CallOptions& call,
+                  std::string_view backend) {
+  Result r = check_read(client.read(backend, encode_lock_list(), call));
+  if (r.ok() && listing != nullptr) {
+    std::string error;
+    if (!parse_lock_listing(r.value, listing, &error)) {
+      r.code = Code::kProtocolError;
+      r.message = "the lock backend's list answer: " + error;
+    }
+  }
+  return r;
+}
+
+Result check_lock_token(Client& client, std::string_view name, std::uint64_t token, bool* current,
+                        std::uint64_t* newest, const CallOptions& call, std::string_view backend) {
+  if (current != nullptr) *current = false;
+  if (newest != nullptr) *newest = 0;
+  Result r = client.read(backend, encode_lock_check(name, token), call);
+  const LockAnswer a = decode_lock_answer(LockOp::kCheck, r);
+  r.code = a.code;
+  r.message = a.message;
+  if (a.code == Code::kOk) {
+    if (current != nullptr) *current = a.current;
+    if (newest != nullptr) *newest = a.newest_token;
+  }
+  return r;
+}
+
+LockResult release_lock(Client& client, std::string_view name, std::uint64_t session,
+                        const CallOptions& call, std::string_view backend) {
+  LockAnswer a =
+      decode_lock_answer(LockOp::kRelease, client.write(backend, encode_lock_release(session, name), call));
+  if (a.code == Code::kResultLost) {
+    // Released, or not held before: either way the session does not hold it now
+    // unless it acquired it again since, which the status says.
+    CallOptions lin = call;
+    lin.consistency = Consistency::kLinearizable;
+    const LockAnswer s =
+        decode_lock_answer(LockOp::kStatus, client.read(backend, encode_lock_status(session, name), lin));
+    if (s.code == Code::kLockBusy || s.code == Code::kSessionLost) return LockResult{};
+  }
+  return lock_result(a);
+}
+
+struct LockSession::Impl {
+  Impl(Client& c, LockSessionOptions o) : client(c), options(std::move(o)) {}
+
+  Client& client;
+  const LockSessionOptions options;
+  std::uint64_t id = 0;
+
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;  // close() began
+  bool lost = false;
+  std::string lost_reason;
+  SteadyClock::time_point valid_until;
+  bool closed = false;
+  Result close_result;
+  std::thread keepalive;
+
+  CallOptions call(std::optional<Consistency> consistency = std::nullopt) const {
+    CallOptions c;
+    c.timeout = options.call_timeout;
+    c.consistency = consistency;
+    return c;
+  }
+
+  milliseconds interval() const {
+    return options.keepalive_interval.count() > 0 ? options.keepalive_interval
+                                                  : std::max(milliseconds(1), options.ttl / 3);
+  }
+
+  void mark_lost(const std::string& reason) {
+    std::function<void(const std::string&)> callback;
+    {
+      std::lock_guard lock(mu);
+      if (lost) return;
+      lost = true;
+      lost_reason = reason;
+      callback = options.on_lost;
+    }
+    cv.notify_all();
+    if (callback) callback(reason);
+  }
+
+  // kSessionLost for a call on a session that is lost or closing, else kOk.
+  LockResult unusable() const {
+    std::lock_guard lock(mu);
+    if (lost) return lock_result(Code::kSessionLost, "session lost: " + lost_reason);
+    if (stopping) return lock_result(Code::kSessionLost, "the session was closed");
+    return LockResult{};
+  }
+
+  // Waits up to d, or until the session is lost or closed. False then.
+  bool pause(milliseconds d) {
+    std::unique_lock lock(mu);
+    return !cv.wait_for(lock, d, [&] { return lost || stopping; });
+  }
+
+  void run_keepalive() {
+    const milliseconds every = interval();
+    // A keep-alive must come back well within the TTL to be of use.
+    CallOptions ka = call();
+    ka.timeout = std::max(milliseconds(500), options.ttl / 2);
+    if (options.call_timeout.count() > 0) ka.timeout = std::min(ka.timeout, options.call_timeout);
+    auto next = SteadyClock::now() + every;
+    std::unique_lock lock(mu);
+    while (true) {
+      cv.wait_until(lock, next, [&] { return lost || stopping; });
+      if (lost || stopping) return;
+      lock.unlock();
+      const auto sent = SteadyClock::now();
+      const LockAnswer a = decode_lock_answer(
+          LockOp::kKeepalive, client.write(options.backend, encode_lock_keepalive(id), ka));
+      if (a.code == Code::kSessionLost) {
+        mark_lost("the cluster says: " + a.message);
+        return;
+      }
+      lock.lock();
+      if (a.code == Code::kOk || a.code == Code::kResultLost) {
+        valid_until = std::max(valid_until, sent + options.ttl);
+        next = sent + every;
+        continue;
+      }
+      if (SteadyClock::now() >= valid_until) {
+        lock.unlock();
+        mark_lost("no keep-alive succeeded for the session's TTL (last: " +
+                  std::string(code_name(a.code)) + (a.message.empty() ? "" : ": " + a.message) +
+                  "); it may have expired");
+        return;
+      }
+      // No answer (no leader, a partition, a refusal): try again soon.
+      next = SteadyClock::now() + std::min(every, milliseconds(100));
+    }
+  }
+
+  // One status read; a local answer that would end the wait is confirmed by a
+  // linearizable one (a lagging node may not know the session yet).
+  LockAnswer poll_status(std::string_view name, bool linearizable) {
+    const std::string request = encode_lock_status(id, name);
+    LockAnswer a = decode_lock_answer(
+        LockOp::kStatus,
+        client.read(options.backend, request,
+                    call(linearizable ? Consistency::kLinearizable : Consistency::kLocal)));
+    const bool conclusive = a.code == Code::kOk || a.code == Code::kSessionLost ||
+                            (a.code == Code::kLockBusy && !a.waiting);
+    if (!linearizable && conclusive) return poll_status(name, true);
+    return a;
+  }
+};
+
+LockSession::LockSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+LockSession::~LockSession() { close(); }
+
+std::unique_ptr<LockSession> LockSession::open(Client& client, LockSessionOptions options,
+                                               Result* result) {
+  Result scratch;
+  Result& r = result != nullptr ? *result : scratch;
+  r = Result{};
+  if (options.ttl < kMinTtl || options.ttl > kMaxTtl) {
+    r.code = Code::kBadRequest;
+    r.message = "the session TTL must be 1 s .. 600 s";
+    return nullptr;
+  }
+  if (options.keepalive_interval.count() < 0 || options.call_timeout.count() < 0) {
+    r.code = Code::kBadRequest;
+    r.message = "keepalive_interval and call_timeout must not be negative";
+    return nullptr;
+  }
+  if (options.backend.empty()) {
+    r.code = Code::kBadRequest;
+    r.message = "the lock backend's name must not be empty";
+    return nullptr;
+  }
+  auto impl = std::make_unique<Impl>(client, std::move(options));
+  const std::string command = encode_lock_open(impl->options.ttl.count());
+  LockAnswer a;
+  SteadyClock::time_point sent;
+  // An open whose result was lost opened a session nobody knows: it expires
+  // by itself. Open another.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    sent = SteadyClock::now();
+    Result w = client.write(impl->options.backend, command, impl->call());
+    a = decode_lock_answer(LockOp::kOpen, w);
+    if (a.code != Code::kResultLost) break;
+  }
+  if (a.code != Code::kOk) {
+    r.code = a.code == Code::kSessionLost ? Code::kBackendError : a.code;
+    r.message = "cannot open a lock session: " + a.message;
+    return nullptr;
+  }
+  impl->id = a.session;
+  impl->valid_until = sent + impl->options.ttl;
+  Impl* p = impl.get();
+  p->keepalive = std::thread([p] { p->run_keepalive(); });
+  return std::unique_ptr<LockSession>(new LockSession(std::move(impl)));
+}
+
+std::uint64_t LockSession::id() const { return impl_->id; }
+
+const LockSessionOptions& LockSession::options() const { return impl_->options; }
+
+bool LockSession::lost() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->lost;
+}
+
+std::string LockSession::lost_reason() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->lost_reason;
+}
+
+std::chrono::steady_clock::time_point LockSession::valid_until() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->valid_until;
+}
+
+LockResult LockSession::acquire(std::string_view name, const AcquireOptions& options) {
+  Impl& s = *impl_;
+  if (LockResult u = s.unusable(); !u.ok()) return u;
+  const bool wait = options.wait.count() != 0;
+  const auto start = SteadyClock::now();
+  const auto deadline =
+      options.wait.count() < 0 ? SteadyClock::time_point::max() : start + options.wait;
+  const milliseconds poll = std::max(milliseconds(1), options.poll_interval);
+  const std::string command = encode_lock_acquire(s.id, name, options.mode, wait);
+
+  // The acquire command; again after an unknown outcome (it is idempotent).
+  auto send_acquire = [&]() -> LockAnswer {
+    int results_lost = 0;
+    while (true) {
+      LockAnswer a =
+          decode_lock_answer(LockOp::kAcquire, s.client.write(s.options.backend, command, s.call()));
+      if (a.code == Code::kSessionLost) s.mark_lost("the cluster says: " + a.message);
+      // Applied, answer lost: ask again (even a try) to learn the outcome.
+      if (a.code == Code::kResultLost && ++results_lost < 5) continue;
+      if (!retryable(a.code) || SteadyClock::now() >= deadline) return a;
+      if (!s.pause(poll)) return a;
+    }
+  };
+  LockAnswer a = send_acquire();
+  if (a.code != Code::kLockBusy || !a.waiting) {
+    if (a.code == Code::kLockBusy && wait) {
+      // Not queued although asked to wait: the backend would not queue it.
+      a.message = "not queued: " + a.message;
+    }
+    return lock_result(a);
+  }
+
+  // Queued: poll until granted, lost, or the wait runs out.
+  int polls = 0;
+  while (SteadyClock::now() < deadline) {
+    const auto left = deadline - SteadyClock::now();
+    const milliseconds nap =
+        left < poll ? std::chrono::duration_cast<milliseconds>(left) + milliseconds(1) : poll;
+    if (!s.pause(nap)) return s.unusable();
+    if (SteadyClock::now() >= deadline) break;
+    const bool linearizable = ++polls % kLocalPollsPerLinearizable == 0;
+    a = s.poll_status(name, linearizable);
+    if (a.code == Code::kOk) return lock_result(a);
+    if (a.code == Code::kSessionLost) {
+      s.mark_lost("the cluster says: " + a.message);
+      return lock_result(a);
+    }
+    if (a.code == Code::kLockBusy && !a.waiting) {
+      // Out of the queue without a grant (it should not happen): queue again.
+      a = send_acquire();
+      if (a.code == Code::kOk || (a.code != Code::kLockBusy && !retryable(a.code))) {
+        return lock_result(a);
+      }
+    }
+    // kLockBusy waiting, or no answer this time: keep polling.
+  }
+
+  // The wait ran out: leave the queue. A grant may have come meanwhile: then
+  // the lock is ours (granted just at the deadline) and is returned.
+  const std::string cancel = encode_lock_cancel(s.id, name);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const LockAnswer c =
+        decode_lock_answer(LockOp::kCancel, s.client.write(s.options.backend, cancel, s.call()));
+    if (!retryable(c.code)) break;
+  }
+  a = s.poll_status(name, true);
+  if (a.code == Code::kOk) return lock_result(a);
+  if (a.code == Code::kSessionLost) {
+    s.mark_lost("the cluster says: " + a.message);
+    return lock_result(a);
+  }
+  return lock_result(Code::kLockBusy,
+                     "not granted within " + std::to_string(options.wait.count()) + " ms");
+}
+
+LockResult LockSession::try_acquire(std::string_view name, LockMode mode) {
+  AcquireOptions o;
+  o.mode = mode;
+  o.wait = milliseconds(0);
+  return acquire(name, o);
+}
+
+LockResult LockSession::release(std::string_view name) {
+  Impl& s = *impl_;
+  if (LockResult u = s.unusable(); !u.ok()) return u;
+  LockResult r = release_lock(s.client, name, s.id, s.call(), s.options.backend);
+  if (r.code == Code::kSessionLost) s.mark_lost("the cluster says: " + r.message);
+  return r;
+}
+
+LockResult LockSession::status(std::string_view name) {
+  Impl& s = *impl_;
+  if (LockResult u = s.unusable(); !u.ok()) return u;
+  const LockAnswer a = decode_lock_answer(
+      LockOp::kStatus, s.client.read(s.options.backend, encode_lock_status(s.id, name),
+                                     s.call(Consistency::kLinearizable)));
+  if (a.code == Code::kSessionLost) s.mark_lost("the cluster says: " + a.message);
+  return lock_result(a);
+}
+
+Result LockSession::show(std::string_view name, LockInfo* info) {
+  return show_lock(impl_->client, name, info, impl_->call(), impl_->options.backend);
+}
+
+Result LockSession::list(LockListing* listing) {
+  return list_locks(impl_->client, listing, impl_->call(), impl_->options.backend);
+}
+
+Result LockSession::check(std::string_view name, std::uint64_t token, bool* current,
+                          std::uint64_t* newest) {
+  return check_lock_token(impl_->client, name, token, current, newest, impl_->call(),
+                          impl_->options.backend);
+}
+
+Result LockSession::close() {
+  Impl& s = *impl_;
+  {
+    std::lock_guard lock(s.mu);
+    if (s.closed) return s.close_result;
+    s.closed = true;
+    s.stopping = true;
+  }
+  s.cv.notify_all();
+  if (s.keepalive.joinable()) s.keepalive.join();
+  Result r;
+  bool was_lost = false;
+  {
+    std::lock_guard lock(s.mu);
+    was_lost = s.lost;
+  }
+  if (!was_lost) {
+    LockAnswer a;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      a = decode_lock_answer(LockOp::kClose,
+                             s.client.write(s.options.backend, encode_lock_close(s.id), s.call()));
+      if (a.code != Code::kResultLost) break;
+    }
+    // Lost result: closed. Session unknown/expired: nothing left to release.
+    if (a.code != Code::kOk && a.code != Code::kResultLost && a.code != Code::kSessionLost) {
+      r.code = a.code;
+      r.message = "closing the lock session: " + a.message;
+    }
+  }
+  std::lock_guard lock(s.mu);
+  s.close_result = r;
+  return r;
+}
+
+LockGuard::LockGuard(LockSession& session, std::string name, const AcquireOptions& options)
+    : session_(&session), name_(std::move(name)) {
+  result_ = session_->acquire(name_, options);
+  held_ = result_.ok();
+}
+
+LockGuard::LockGuard(Client& client, std::string name, const AcquireOptions& options,
+                     LockSessionOptions session_options)
+    : name_(std::move(name)) {
+  Result r;
+  own_ = LockSession::open(client, std::move(session_options), &r);
+  if (!own_) {
+    result_.code = r.code;
+    result_.message = r.message;
+    return;
+  }
+  session_ = own_.get();
+  result_ = session_->acquire(name_, options);
+  held_ = result_.ok();
+}
+
+LockGuard::LockGuard(LockGuard&& other) noexcept
+    : own_(std::move(other.own_)),
+      session_(std::exchange(other.session_, nullptr)),
+      name_(std::move(other.name_)),
+      result_(std::move(other.result_)),
+      held_(std::exchange(other.held_, false)) {}
+
+LockGuard::~LockGuard() {
+  // A session of its own is closed by own_'s destructor: that releases it.
+  if (held_ && !own_) release();
+}
+
+LockResult LockGuard::release() {
+  if (!held_ || session_ == nullptr) return LockResult{};
+  held_ = false;
+  return session_->release(name_);
+}
+
+}  // namespace synod::client

@@ -1,0 +1,58 @@
+// The lock calls of the client on top of its generic write/read: the JSON
+// commands of the "lock" backend (docs/LOCKS.md) and the decoding of its
+// answers. Pure functions, no I/O: unit-tested without a server (lock_ops_test.cc).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "synod/client.hpp"
+
+namespace synod::client {
+
+enum class LockOp { kOpen, kKeepalive, kClose, kAcquire, kCancel, kRelease, kStatus, kShow,
+                    kList, kCheck };
+
+std::string encode_lock_open(std::int64_t ttl_ms);
+std::string encode_lock_keepalive(std::uint64_t session);
+std::string encode_lock_close(std::uint64_t session);
+std::string encode_lock_acquire(std::uint64_t session, std::string_view name, LockMode mode,
+                                bool wait);
+std::string encode_lock_cancel(std::uint64_t session, std::string_view name);
+std::string encode_lock_release(std::uint64_t session, std::string_view name);
+std::string encode_lock_status(std::uint64_t session, std::string_view name);
+std::string encode_lock_show(std::string_view name);
+std::string encode_lock_list();
+std::string encode_lock_check(std::string_view name, std::uint64_t token);
+
+// One answer of the lock backend, decoded.
+struct LockAnswer {
+  Code code = Code::kOk;  // kOk, kLockBusy (not granted / not held), kNotFound
+                          // (release: not held), kSessionLost, kBackendError
+                          // (the backend's {"error": ...}), kResultLost, or the
+                          // call's own failure passed through
+  std::string message;
+  std::uint64_t session = 0;  // open
+  std::int64_t expires_ms = 0;  // keepalive
+  std::uint64_t token = 0;    // acquire / status: granted / held
+  bool waiting = false;       // acquire / status, kLockBusy: queued
+  std::uint64_t position = 0;  // when waiting
+  std::uint64_t holder_session = 0;  // acquire without wait, kLockBusy
+  bool current = false;       // check
+  std::uint64_t newest_token = 0;  // check
+};
+
+// Decodes the Result of a write/read of `op`. A result that is not kOk passes
+// through (code and message). An OK answer with no bytes and a message is a
+// write applied whose result was lost in a node's restart: kResultLost.
+LockAnswer decode_lock_answer(LockOp op, const Result& raw);
+
+// The fields of a show answer / a list answer. False with *error when the
+// JSON does not have the documented shape.
+bool parse_lock_info(std::string_view json, LockInfo* info, std::string* error);
+bool parse_lock_listing(std::string_view json, LockListing* listing, std::string* error);
+
+const char* lock_mode_name(LockMode mode);  // "exclusive", "shared"
+
+}  // namespace synod::client
