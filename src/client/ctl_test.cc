@@ -533,5 +533,208 @@ TEST(CtlSql, ShellCollectsStatementsToTheirSemicolon) {
   EXPECT_FALSE(is_read_statement(""));
 }
 
+TEST(CtlLock, ParsesAcquireWithACommand) {
+  Parsed p = parse({"--cluster", "a:1", "lock", "acquire", "backup", "--ttl", "5s", "--wait",
+                    "1500ms", "--shared", "--", "sh", "-c", "echo $SYNOD_LOCK_TOKEN", "--json"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kLockAcquire);
+  EXPECT_EQ(p.command.lock, "backup");
+  EXPECT_EQ(p.command.ttl_ms, 5000);
+  EXPECT_EQ(p.command.wait_ms, 1500);
+  EXPECT_TRUE(p.command.shared);
+  // Everything after -- is the command's, options that look like ours too.
+  EXPECT_EQ(p.command.lock_command,
+            (std::vector<std::string>{"sh", "-c", "echo $SYNOD_LOCK_TOKEN", "--json"}));
+  EXPECT_FALSE(p.options.json);
+
+  p = parse({"--cluster", "a:1", "lock", "acquire", "x"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.ttl_ms, 10000);
+  EXPECT_EQ(p.command.wait_ms, -1);  // waits without limit, like flock
+  EXPECT_FALSE(p.command.shared);
+  EXPECT_TRUE(p.command.lock_command.empty());
+  EXPECT_EQ(p.command.lock_backend, "lock");
+
+  p = parse({"--cluster", "a:1", "--json", "lock", "--backend", "locks2", "acquire", "x",
+             "--wait", "0"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.wait_ms, 0);
+  EXPECT_EQ(p.command.lock_backend, "locks2");
+  EXPECT_TRUE(p.options.json);
+}
+
+TEST(CtlLock, ParsesReleaseShowList) {
+  Parsed p = parse({"--cluster", "a:1", "lock", "release", "x", "--session", "17"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kLockRelease);
+  EXPECT_EQ(p.command.lock, "x");
+  EXPECT_EQ(p.command.session, 17u);
+  p = parse({"--cluster", "a:1", "lock", "release", "x"});
+  EXPECT_EQ(p.command.session, 0u);
+  p = parse({"--cluster", "a:1", "lock", "show", "x", "--consistency", "linearizable"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kLockShow);
+  EXPECT_EQ(p.command.consistency, Consistency::kLinearizable);
+  p = parse({"--cluster", "a:1", "lock", "list"});
+  ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
+  EXPECT_EQ(p.command.op, CtlCommand::Op::kLockList);
+
+  CtlCommand c;
+  bool empty = false;
+  std::string error;
+  ASSERT_TRUE(parse_ctl_line("lock show 'a b'", &c, &empty, &error)) << error;
+  EXPECT_EQ(c.op, CtlCommand::Op::kLockShow);
+  EXPECT_EQ(c.lock, "a b");
+  ASSERT_TRUE(parse_ctl_line("lock list", &c, &empty, &error)) << error;
+  EXPECT_EQ(c.op, CtlCommand::Op::kLockList);
+}
+
+TEST(CtlLock, UsageErrors) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--cluster", "a:1", "lock"},
+           {"--cluster", "a:1", "lock", "acquire"},
+           {"--cluster", "a:1", "lock", "acquire", "x", "--"},
+           {"--cluster", "a:1", "lock", "acquire", "x", "--ttl", "500ms"},
+           {"--cluster", "a:1", "lock", "acquire", "x", "--ttl", "forever"},
+           {"--cluster", "a:1", "lock", "acquire", "x", "--wait", "soon"},
+           {"--cluster", "a:1", "lock", "acquire", "x", "--wait", "-5"},
+           {"--cluster", "a:1", "lock", "release", "x", "--session", "abc"},
+           {"--cluster", "a:1", "lock", "frob", "x"}}) {
+    Parsed p = parse(args);
+    EXPECT_EQ(p.parse.action, CtlParse::Action::kExit) << args.back();
+    EXPECT_EQ(p.parse.exit_code, 2) << args.back();
+  }
+}
+
+TEST(CtlLock, Durations) {
+  std::int64_t ms = 0;
+  std::string error;
+  ASSERT_TRUE(parse_duration("10s", &ms, false, &error));
+  EXPECT_EQ(ms, 10000);
+  ASSERT_TRUE(parse_duration("10", &ms, false, &error));
+  EXPECT_EQ(ms, 10000);
+  ASSERT_TRUE(parse_duration("250ms", &ms, false, &error));
+  EXPECT_EQ(ms, 250);
+  ASSERT_TRUE(parse_duration("1.5s", &ms, false, &error));
+  EXPECT_EQ(ms, 1500);
+  ASSERT_TRUE(parse_duration("2m", &ms, false, &error));
+  EXPECT_EQ(ms, 120000);
+  ASSERT_TRUE(parse_duration("1h", &ms, false, &error));
+  EXPECT_EQ(ms, 3600000);
+  ASSERT_TRUE(parse_duration("0", &ms, false, &error));
+  EXPECT_EQ(ms, 0);
+  ASSERT_TRUE(parse_duration("forever", &ms, true, &error));
+  EXPECT_EQ(ms, -1);
+  EXPECT_FALSE(parse_duration("forever", &ms, false, &error));
+  EXPECT_FALSE(parse_duration("", &ms, false, &error));
+  EXPECT_FALSE(parse_duration("s", &ms, false, &error));
+  EXPECT_FALSE(parse_duration("10 s", &ms, false, &error));
+  EXPECT_FALSE(parse_duration("1.2.3s", &ms, false, &error));
+  EXPECT_FALSE(parse_duration("10d", &ms, false, &error));
+  EXPECT_FALSE(parse_duration("-1s", &ms, false, &error));
+}
+
+TEST(CtlLock, FormatsAcquireAndRelease) {
+  CtlCommand c;
+  c.lock = "db";
+  LockResult granted;
+  granted.token = 42;
+  CtlOutput o = format_lock_acquire(c, granted, 7, false);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out, "42\n");
+  o = format_lock_acquire(c, granted, 7, true);
+  EXPECT_EQ(nlohmann::json::parse(o.out),
+            nlohmann::json::parse(R"({"ok":true,"code":"ok","lock":"db","session":7,"token":42})"));
+
+  LockResult busy;
+  busy.code = Code::kLockBusy;
+  busy.message = "held by session 5";
+  busy.holder_session = 5;
+  o = format_lock_acquire(c, busy, 7, false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "lock db not acquired: held by session 5\n");
+  o = format_lock_acquire(c, busy, 7, true);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(nlohmann::json::parse(o.out)["holder_session"], 5);
+
+  LockResult timeout;
+  timeout.code = Code::kTimeout;
+  timeout.message = "no answer";
+  o = format_lock_acquire(c, timeout, 7, false);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.err, "error: no answer\n");
+
+  o = format_lock_release(c, LockResult{}, 7, false);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out, "OK\n");
+  LockResult not_held;
+  not_held.code = Code::kNotFound;
+  o = format_lock_release(c, not_held, 7, false);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.err, "lock db is not held by session 7\n");
+  LockResult lost;
+  lost.code = Code::kSessionLost;
+  lost.message = "session 7 expired";
+  o = format_lock_release(c, lost, 7, true);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(nlohmann::json::parse(o.out)["code"], "session_lost");
+}
+
+TEST(CtlLock, FormatsShowAndList) {
+  const std::int64_t now = 1'800'000'000'000;  // 2027-01-15T08:00:00.000Z
+  Result r;
+  r.value = R"({"lock":"db","holders":[{"session":3,"token":40,"mode":"exclusive",
+      "since_ms":1800000000000}],"waiters":[{"session":5,"mode":"shared"}],
+      "unavailable_until_ms":0,"last_token":40})";
+  CtlOutput o = format_lock_show(r, false, false, now);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out,
+            "lock        db\n"
+            "state       held\n"
+            "holders     session 3  token 40  exclusive  since 2027-01-15T08:00:00.000Z\n"
+            "waiters     1. session 5  shared\n"
+            "last token  40\n");
+  // JSON: the backend's object, on one line.
+  o = format_lock_show(r, true, false, now);
+  EXPECT_EQ(nlohmann::json::parse(o.out)["last_token"], 40);
+  EXPECT_EQ(o.out.find('\n'), o.out.size() - 1);
+
+  r.value = R"({"lock":"db","holders":[],"waiters":[],"unavailable_until_ms":1800000003500,
+      "last_token":40})";
+  o = format_lock_show(r, false, false, now);
+  EXPECT_NE(o.out.find("state             lock-delay (3.5s left)\n"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("holders           (none)\n"), std::string::npos) << o.out;
+
+  r.value = R"({"locks":[{"lock":"a","holders":[{"session":3,"token":9,"mode":"shared"},
+      {"session":4,"token":9,"mode":"shared"}],"waiters":[{"session":6,"mode":"exclusive"}],
+      "unavailable_until_ms":0,"last_token":9},
+      {"lock":"b","holders":[],"waiters":[],"unavailable_until_ms":0,"last_token":2}],
+      "sessions":[{"session":3,"ttl_ms":10000,"expires_ms":1800000008300}]})";
+  o = format_lock_list(r, false, false, now);
+  EXPECT_EQ(o.exit_code, 0);
+  EXPECT_EQ(o.out,
+            "LOCK  STATE        HOLDERS  WAITERS  LAST TOKEN\n"
+            "a     held shared  3,4      1        9\n"
+            "b     free         -        0        2\n"
+            "\n"
+            "SESSION  TTL    EXPIRES IN\n"
+            "3        10.0s  8.3s\n");
+  r.value = R"({"locks":[],"sessions":[]})";
+  EXPECT_EQ(format_lock_list(r, false, false, now).out, "no locks\n\nno sessions\n");
+
+  Result bad;
+  bad.value = R"({"locks":7})";
+  EXPECT_EQ(format_lock_list(bad, false, false, now).exit_code, 2);
+  Result down;
+  down.code = Code::kUnavailable;
+  down.message = "no node reachable";
+  o = format_lock_show(down, false, false, now);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.err, "error: no node reachable\n");
+  o = format_lock_show(down, false, true, now);  // stdin mode: one line on stdout
+  EXPECT_EQ(o.out, "error: no node reachable\n");
+}
+
 }  // namespace
 }  // namespace synod::client
