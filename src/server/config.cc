@@ -65,6 +65,11 @@ bool parse_config(int argc, char** argv, Config* c, std::string* error, int* exi
   app.add_option("--batch", c->paxos.max_batch_commands, "Commands per slot");
   app.add_option("--request-timeout-ms", c->request_timeout_ms, "Default request timeout");
   app.add_option("--session-ttl-ms", c->session_ttl_ms, "Idle client sessions expire after");
+  app.add_option("--lock-tick-ms", c->lock_tick_ms,
+                 "With --backend lock: the leader stamps a tick into the log when no lock "
+                 "command was proposed for this long, so lock sessions expire without traffic "
+                 "(0: off)")
+      ->check(CLI::Range(0, 3'600'000));
   app.add_option("--log-level", c->log_level, "trace, debug, info, warn, error");
   app.add_option("--redis-listen", c->redis_listen,
                  "HOST:PORT for Redis clients (RESP2) of the kv backend; off when not given");

@@ -76,5 +76,30 @@ TEST(Config, RefusesInconsistentSettingsWithAClearMessage) {
   EXPECT_EQ(error, "--backend kv given twice");
 }
 
+TEST(Config, LockTickMs) {
+  const std::vector<std::string> base = {"--id", "1", "--data-dir", "d", "--listen",
+                                         "127.0.0.1:1", "--peers", "1=127.0.0.1:1"};
+  Config c;
+  std::string error;
+  ASSERT_TRUE(parse(base, &c, &error)) << error;
+  EXPECT_EQ(c.lock_tick_ms, 1000u);  // the default
+  auto with = [&](const std::string& value, Config* out) {
+    auto args = base;
+    args.insert(args.end(), {"--backend", "lock", "--lock-tick-ms", value});
+    return parse(args, out, &error);
+  };
+  Config d;
+  ASSERT_TRUE(with("250", &d)) << error;
+  EXPECT_EQ(d.lock_tick_ms, 250u);
+  Config off;
+  ASSERT_TRUE(with("0", &off)) << error;
+  EXPECT_EQ(off.lock_tick_ms, 0u);
+  Config bad;
+  EXPECT_FALSE(with("-5", &bad));
+  EXPECT_NE(error.find("--lock-tick-ms"), std::string::npos) << error;
+  Config big;
+  EXPECT_FALSE(with("3600001", &big));
+}
+
 }  // namespace
 }  // namespace synod::server

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 
 #include "codec/codec.h"
@@ -73,6 +74,12 @@ bool Node::start(std::string* error) {
     auto options = cfg_.backend_options[name];
     if (!options.contains("data_dir")) options["data_dir"] = cfg_.data_dir + "/backends/" + name;
     if (!backends_.load(name, options, error)) return false;
+  }
+  lock_backend_ = std::find(cfg_.backends.begin(), cfg_.backends.end(), "lock") !=
+                  cfg_.backends.end();
+  if (lock_backend_ && cfg_.lock_tick_ms > 0) {
+    spdlog::info("node {}: as leader, ticks backend 'lock' after {} ms without a lock command",
+                 cfg_.id, cfg_.lock_tick_ms);
   }
   for (const auto& s : store_->load_sessions()) {
     sessions_[s.client_id] = Session{s.sequence, s.result, s.last_ms};
@@ -252,10 +259,29 @@ void Node::on_tick() {
     for (auto& fr : due) frontend_attempt(std::move(fr));
   }
   record_applied(/*force=*/false);
+  propose_lock_tick();
   tick_timer_.expires_at(last_tick_ + std::chrono::milliseconds(cfg_.tick_ms));
   tick_timer_.async_wait([this](const asio::error_code& ec) {
     if (!ec) on_tick();
   });
+}
+
+void Node::propose_lock_tick() {
+  // Time in the lock backend moves only with its commands: without client
+  // traffic, these ticks are what lets sessions expire and lock-delays end.
+  if (!lock_backend_ || cfg_.lock_tick_ms == 0 || replica_->role() != paxos::Role::kLeader) {
+    return;
+  }
+  const auto now = Clock::now();
+  if (now - last_lock_proposal_ < std::chrono::milliseconds(cfg_.lock_tick_ms)) return;
+  last_lock_proposal_ = now;
+  proto::Command cmd;  // client_id 0: no exactly-once session; tag 0: nobody waits
+  cmd.set_backend("lock");
+  cmd.set_payload(R"({"op":"tick"})");
+  cmd.set_timestamp_ms(std::max(wall_ms(), log_time_ms_));
+  cmd.set_random_seed(rng_.next());
+  replica_->propose(cmd.SerializeAsString());
+  schedule_flush();
 }
 
 void Node::on_client_request(net::ConnectionId conn, proto::ClientRequest&& req) {
@@ -389,6 +415,7 @@ void Node::handle_write(proto::ClientRequest& req, Reply reply) {
   const std::uint64_t tag = next_tag_++;
   cmd.set_tag(tag);
   const paxos::ProposalId id = replica_->propose(cmd.SerializeAsString());
+  if (w.backend() == "lock") last_lock_proposal_ = Clock::now();
   writes_[tag] = PendingWrite{std::move(reply), deadline_of(req)};
   proposal_tag_[id] = tag;
   schedule_flush();
@@ -635,6 +662,10 @@ void Node::apply_committed() {
     }
     if (!apply_slot(e.slot, *e.value)) break;
     apply_backoff_ = std::chrono::milliseconds(100);
+    if (!replica_->can_lead()) {
+      spdlog::info("node {}: applying again (slot {}); it may lead again", cfg_.id, e.slot);
+      replica_->set_can_lead(true);
+    }
     applied_slot_ = e.slot;
     apply_queue_.pop_front();
   }
@@ -801,6 +832,14 @@ bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
 
 bool Node::stall_apply(paxos::Slot slot, const std::string& why) {
   apply_error_ = why;
+  // A node that cannot apply must not lead: a leader answers writes after
+  // applying them, so it would hold every answer. It hands the role over
+  // (another node is elected once its lease runs out) until applying works.
+  if (replica_->can_lead()) {
+    spdlog::warn("node {}: cannot apply, so it will not lead until it can", cfg_.id);
+    replica_->set_can_lead(false);
+    schedule_flush();
+  }
   spdlog::error("node {}: applying stalled at slot {}: {} (retrying in {} ms)", cfg_.id, slot,
                 why, apply_backoff_.count());
   apply_retry_timer_.expires_after(apply_backoff_);

@@ -92,6 +92,8 @@ class Node {
   void on_peer_message(proto::PeerMessage&& m);
   void on_client_request(net::ConnectionId conn, proto::ClientRequest&& req);
   void on_tick();
+  // The leader's {"op":"tick"} to backend "lock" (Config::lock_tick_ms).
+  void propose_lock_tick();
   void advance_clock();
   void handle_write(proto::ClientRequest& req, Reply reply);
   void handle_read(proto::ClientRequest& req, Reply reply);
@@ -176,6 +178,9 @@ class Node {
   // (100 ms to 5 s), back to 100 ms once a slot applies.
   std::chrono::milliseconds apply_backoff_{100};
   std::unordered_map<std::uint64_t, Session> sessions_;
+  // Backend "lock" is loaded; when this node last proposed a command to it.
+  bool lock_backend_ = false;
+  std::chrono::steady_clock::time_point last_lock_proposal_{};
   std::map<std::uint64_t, Session> dirty_sessions_;
   std::vector<std::uint64_t> erased_sessions_;
 
