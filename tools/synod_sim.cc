@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   const std::uint64_t first = cfg.seed;
   std::uint64_t failures = 0, slots = 0, acked = 0, crashes = 0, partitions = 0, pauses = 0,
                 lease_reads = 0, delivered = 0, dropped = 0, catchup = 0, elections = 0,
-                recampaigns = 0;
+                recampaigns = 0, nolead = 0, handovers = 0;
   for (std::uint64_t s = first; s < first + seeds; ++s) {
     SimConfig run = cfg;
     run.seed = s;
@@ -79,6 +79,8 @@ int main(int argc, char** argv) {
     catchup += r.catchup_slots;
     elections += r.elections;
     recampaigns += r.lease_recampaigns;
+    nolead += r.cannot_lead_periods;
+    handovers += r.handovers;
     if (!r.ok) {
       ++failures;
       if (expect_violation) {
@@ -101,7 +103,8 @@ int main(int argc, char** argv) {
       "synod-sim: %llu seeds from %llu, %d nodes, faults %s%s: %llu violations in %.1f s\n"
       "  %llu slots chosen, %llu commands acknowledged, %llu messages delivered, %llu dropped,\n"
       "  %llu crashes, %llu partitions, %llu pauses, %llu lease reads checked, %llu slots "
-      "caught up,\n  %llu elections started, %llu by leaders outbidding a lone campaigner\n",
+      "caught up,\n  %llu elections started, %llu by leaders outbidding a lone campaigner, %llu "
+      "cannot-lead periods, %llu leaders handed over\n",
       static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(first), cfg.nodes,
       cfg.faults.to_string().c_str(), bug == "none" ? "" : (", bug " + bug).c_str(),
       static_cast<unsigned long long>(failures), secs, static_cast<unsigned long long>(slots),
@@ -109,7 +112,8 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(dropped), static_cast<unsigned long long>(crashes),
       static_cast<unsigned long long>(partitions), static_cast<unsigned long long>(pauses),
       static_cast<unsigned long long>(lease_reads), static_cast<unsigned long long>(catchup),
-      static_cast<unsigned long long>(elections), static_cast<unsigned long long>(recampaigns));
+      static_cast<unsigned long long>(elections), static_cast<unsigned long long>(recampaigns),
+      static_cast<unsigned long long>(nolead), static_cast<unsigned long long>(handovers));
   if (expect_violation) {
     if (failures == 0) {
       std::fprintf(stderr, "synod-sim: expected a violation from bug %s, found none\n",

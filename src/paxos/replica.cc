@@ -121,7 +121,11 @@ void Replica::tick() {
     }
   } else {
     if (++election_elapsed_ >= election_deadline_) {
-      start_election();
+      if (can_lead_) {
+        start_election();
+      } else {
+        reset_election_timer();  // an acceptor that cannot lead waits for one that can
+      }
     } else if (role_ == Role::kCandidate && tick_ - prepare_sent_tick_ >= opts_.retransmit_ticks) {
       prepare_sent_tick_ = tick_;
       for (NodeId m : config_.members) {
@@ -484,7 +488,7 @@ void Replica::observe(Ballot seen) {
     // So the leader campaigns again at once, above what it saw: the acceptors
     // that granted its lease promise their lease holder (lease_blocks), and
     // the campaigning node's own ballot is now the lower one.
-    const bool campaign_again = role_ == Role::kLeader && tick_ < lease_until_;
+    const bool campaign_again = role_ == Role::kLeader && tick_ < lease_until_ && can_lead_;
     step_down(config_.contains(seen.node) ? seen.node : kNoNode);
     if (campaign_again) {
       ++stats_.lease_recampaigns;
@@ -498,6 +502,15 @@ void Replica::heard_from_leader(NodeId from, Ballot b) {
   // Only a member can be a leader hint: the driver looks the hint up.
   leader_hint_ = config_.contains(b.node) ? b.node : kNoNode;
   reset_election_timer();
+}
+
+void Replica::set_can_lead(bool can_lead) {
+  if (can_lead_ == can_lead) return;
+  can_lead_ = can_lead;
+  if (!can_lead_ && role_ != Role::kFollower) {
+    ++stats_.handovers;
+    step_down(kNoNode);
+  }
 }
 
 void Replica::step_down(NodeId hint) {

@@ -55,6 +55,8 @@ struct ReplicaStats {
   // Leaders that saw a higher ballot under their lease and campaigned again
   // at once instead of waiting (Replica::observe).
   std::uint64_t lease_recampaigns = 0;
+  // Times this node stepped down because the driver said it cannot lead.
+  std::uint64_t handovers = 0;
   std::uint64_t slots_proposed = 0;
   std::uint64_t commands_proposed = 0;
   std::uint64_t commands_chosen = 0;  // in slots this node learned (any proposer)
@@ -82,6 +84,15 @@ class Replica {
 
   // One tick of logical time.
   void tick();
+
+  // Whether this node may lead. The driver says no while it cannot apply what
+  // is chosen (its backend is failing): a leader answers writes only after
+  // applying them, so such a leader would hold every answer. While false the
+  // node never campaigns and, when leading or campaigning, steps down at once
+  // (its pending proposals are refused with kNotLeader); it stays an acceptor
+  // and a learner. Default true. Always safe: leading is never required.
+  void set_can_lead(bool can_lead);
+  bool can_lead() const { return can_lead_; }
 
   // Everything produced since the last call; see ready.h for the contract.
   // The caller must persist, send and apply it before the next input.
@@ -187,6 +198,7 @@ class Replica {
   Slot known_commit_ = 0;
   NodeId catchup_peer_ = kNoNode;
   bool catchup_inflight_ = false;
+  bool can_lead_ = true;
   std::uint64_t catchup_sent_tick_ = 0;
 
   // Proposer.

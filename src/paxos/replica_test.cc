@@ -313,6 +313,46 @@ TEST(Leader, UnderItsLeaseOutbidsANodeThatCampaignedAlone) {
   EXPECT_TRUE(c.replica(leader).lease_read_slot().has_value());
 }
 
+TEST(Leader, HandsOverWhileItCannotLeadAndNeverCampaigns) {
+  sim::LocalCluster c(3, Options{});
+  const NodeId leader = c.elect();
+  ASSERT_NE(leader, kNoNode);
+  const ProposalId id = c.replica(leader).propose("queued");
+  c.replica(leader).set_can_lead(false);  // its backend cannot apply
+  c.process(leader);
+  EXPECT_EQ(c.replica(leader).role(), Role::kFollower);
+  EXPECT_EQ(c.replica(leader).stats().handovers, 1u);
+  bool refused = false;
+  for (const auto& o : c.node(leader).outcomes) {
+    refused = refused || (o.id == id && o.status == ProposalStatus::kNotLeader);
+  }
+  EXPECT_TRUE(refused);
+  // Another node takes over; the one that cannot lead never campaigns.
+  const std::uint64_t campaigns = c.replica(leader).stats().elections_started;
+  NodeId next = kNoNode;
+  for (int t = 0; t < 300 && next == kNoNode; ++t) {
+    c.tick_all();
+    c.deliver_all();
+    for (NodeId n = 1; n <= 3; ++n) {
+      if (c.replica(n).role() == Role::kLeader && c.replica(n).lease_read_slot()) next = n;
+    }
+  }
+  ASSERT_NE(next, kNoNode);
+  EXPECT_NE(next, leader);
+  EXPECT_EQ(c.replica(leader).stats().elections_started, campaigns);
+  EXPECT_EQ(c.replica(leader).leader_hint(), next);
+  // Its acceptor still takes part: a proposal through the new leader commits there too.
+  c.replica(next).propose("after");
+  for (int t = 0; t < 20; ++t) {
+    c.process(next);
+    c.deliver_all();
+    c.tick_all();
+  }
+  EXPECT_EQ(c.replica(leader).chosen_through(), c.replica(next).chosen_through());
+  c.replica(leader).set_can_lead(true);
+  EXPECT_TRUE(c.replica(leader).can_lead());
+}
+
 TEST(Leader, StepsDownWhenAMajorityStopsAnswering) {
   sim::LocalCluster c(3, Options{});
   const NodeId leader = c.elect();

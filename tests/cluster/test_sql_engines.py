@@ -36,14 +36,17 @@ class SqlCluster(Cluster):
     """Three nodes whose SQL backend is `engine`; with a server engine, each node
     has its own database, node 3 on a second server when own_server3."""
 
-    def __init__(self, engine, servers, own_server3=False, http=False):
+    def __init__(self, engine, servers, own_server3=False, http=False, own_servers=False):
         super().__init__(3, extra_args=["--backend", engine])
         self.engine = engine
         _db_counter[0] += 1
         for n in self.nodes:
             n.extra = []
             if engine != "sqlite":
-                server = servers.get(engine, 1 if (own_server3 and n.id == 3) else 0)
+                if own_servers:
+                    server = servers.get(engine, n.id)
+                else:
+                    server = servers.get(engine, 1 if (own_server3 and n.id == 3) else 0)
                 n.server = server
                 n.extra += server.options(f"synod_t{_db_counter[0]}_n{n.id}_{n.port}")
             if http:
@@ -312,5 +315,55 @@ def test_a_nodes_database_server_stops_and_the_node_catches_up(engine, servers):
             assert rows(c, n, "SELECT v FROM c") == [[15]], n.id
         assert not third.status().apply_error
         checksum_ok(c)
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize("engine", ["mysql", "postgres"])
+def test_the_leaders_database_server_stops_and_the_leader_hands_over(engine, servers):
+    """A leader answers a write once it applied it: when it cannot apply, it
+    hands its role to a node that can, and writes go on."""
+    c = SqlCluster(engine, servers, own_servers=True)
+    c.start()
+    try:
+        leader = c.wait_for_leader()
+        others = c.followers(leader)
+        conn = Conn(others[0].port)
+        ok(write(c, conn, ["CREATE TABLE c (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)"]))
+        ok(write(c, conn, ["INSERT INTO c (k, v) VALUES (1, 0)"]))
+        converge(c, leader)
+        leader.server.stop()
+        pb, _ = protos()
+        conn = Conn(others[0].port, timeout=30)
+        done, unknown = 0, 0
+        try:
+            start = time.time()
+            while done < 10 and time.time() - start < 30:
+                # Through a follower: forwarded to whoever leads. A write the
+                # old leader had taken when it found it could not apply has an
+                # unknown outcome (TIMEOUT): chosen or not, it is not retried.
+                r = write(c, conn, ["UPDATE c SET v = v + 1 WHERE k = 1"], timeout_ms=3000)
+                if r.code == pb.ClientResponse.TIMEOUT:
+                    unknown += 1
+                    continue
+                res = ok(r)
+                assert "rolled_back" not in res, res
+                done += 1
+            took = time.time() - start
+            assert done == 10, (done, unknown)
+            assert unknown <= 2, unknown
+            new = c.wait_for_leader(among=others)
+            assert new.id != leader.id
+            s = leader.status()
+            assert s.role == "follower" and s.apply_error, s
+        finally:
+            leader.server.start()
+        converge(c, c.wait_for_leader())
+        values = [rows(c, n, "SELECT v FROM c") for n in c.nodes]
+        assert values[0] == values[1] == values[2], values
+        assert 10 <= values[0][0][0] <= 10 + unknown, (values, unknown)
+        assert not leader.status().apply_error
+        checksum_ok(c)
+        assert took < 20, took
     finally:
         c.stop()

@@ -43,11 +43,13 @@ bool Faults::parse(const std::string& list, Faults* out, std::string* error) {
       f.pauses = true;
     } else if (name == "skew") {
       f.clock_skew = true;
+    } else if (name == "nolead") {
+      f.cannot_lead = true;
     } else if (name == "all") {
-      f = Faults{0.05, 0.05, 6, true, true, true, true};
+      f = Faults{0.05, 0.05, 6, true, true, true, true, true};
     } else {
       *error = "unknown fault '" + name +
-               "' (known: loss, dup, reorder, partition, crash, pause, skew, all, none)";
+               "' (known: loss, dup, reorder, partition, crash, pause, skew, nolead, all, none)";
       return false;
     }
   }
@@ -69,6 +71,7 @@ std::string Faults::to_string() const {
   add(crashes, "crash");
   add(pauses, "pause");
   add(clock_skew, "skew");
+  add(cannot_lead, "nolead");
   return s.empty() ? "none" : s;
 }
 
@@ -136,6 +139,7 @@ struct Node {
   std::uint64_t incarnation = 0;
   std::uint64_t restart_at = 0;
   std::uint64_t pause_until = 0;  // paused while now < pause_until
+  std::uint64_t nolead_until = 0;  // cannot lead while now < nolead_until (a failing backend)
   std::uint64_t missed_ticks = 0;
   double slow = 0;  // probability of missing a tick (a slow clock)
   std::map<paxos::ProposalId, std::string> proposals;  // this incarnation's
@@ -177,6 +181,7 @@ class Simulation {
       deliver();
       complete_some();
       tick_all();
+      update_can_lead();
       check_leases();
     }
     for (Node& n : nodes_) {
@@ -192,6 +197,7 @@ class Simulation {
       if (n.replica) {
         result_.elections += n.replica->stats().elections_started;
         result_.lease_recampaigns += n.replica->stats().lease_recampaigns;
+        result_.handovers += n.replica->stats().handovers;
       }
     }
     return result_;
@@ -232,6 +238,8 @@ class Simulation {
     n.replica = std::make_unique<paxos::Replica>(n.id, config_, cfg_.options, std::move(d),
                                                  &n.disk.chosen,
                                                  cfg_.seed * 1000003 + n.id * 7919 + n.incarnation);
+    // The backend is still failing after a restart.
+    if (now_ < n.nolead_until) n.replica->set_can_lead(false);
     if (tracing()) trace("start n" + std::to_string(n.id) + " incarnation " +
                          std::to_string(n.incarnation) + " applied=" +
                          std::to_string(n.disk.applied.size()));
@@ -275,6 +283,18 @@ class Simulation {
         if (tracing()) trace("partition healed");
       } else if (partition_until_ == 0 && rng_.chance(0.02)) {
         partition();
+      }
+    }
+    if (f.cannot_lead && rng_.chance(0.01)) {
+      // Usually the leader: that is the case that matters (it holds answers).
+      Node& n = nodes_[leader_index_or_random()];
+      if (n.up() && now_ >= n.nolead_until) {
+        n.nolead_until = now_ + rng_.between(5, 80);
+        ++result_.cannot_lead_periods;
+        if (tracing()) trace("NOLEAD n" + std::to_string(n.id) + " until t=" +
+                             std::to_string(n.nolead_until));
+        n.replica->set_can_lead(false);
+        if (!paused(n)) process(n);
       }
     }
     if (f.pauses && rng_.chance(0.01)) {
@@ -344,10 +364,28 @@ class Simulation {
   }
 
   void heal() {
-    if (tracing()) trace("HEAL: restart all, network whole, no loss");
+    if (tracing()) trace("HEAL: restart all, network whole, no loss, every backend working");
     heal_links();
     for (Node& n : nodes_) {
+      n.nolead_until = 0;
       if (!n.up()) start(n);
+    }
+  }
+
+  // Nodes whose backend works again may lead again; and the invariant: a node
+  // told it cannot lead is never the leader.
+  void update_can_lead() {
+    for (Node& n : nodes_) {
+      if (!n.up()) continue;
+      const bool can = now_ >= n.nolead_until;
+      if (can && !n.replica->can_lead()) {
+        n.replica->set_can_lead(true);
+        if (tracing()) trace("n" + std::to_string(n.id) + " can lead again");
+      }
+      if (!n.replica->can_lead() && n.replica->role() != paxos::Role::kFollower) {
+        fail("node " + std::to_string(n.id) + " is " + paxos::to_string(n.replica->role()) +
+             " although it was told it cannot lead");
+      }
     }
   }
 

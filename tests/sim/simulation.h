@@ -29,8 +29,10 @@ struct Faults {
   bool crashes = false;         // crash (losing unpersisted state) and restart later
   bool pauses = false;          // a node stops (SIGSTOP-like), its clock keeps running
   bool clock_skew = false;      // some nodes' clocks run up to 10% slow
+  bool cannot_lead = false;     // a node cannot apply for a while (its backend is failing):
+                                // the driver tells its Replica it cannot lead
 
-  // Parses "loss,dup,reorder,partition,crash,pause,skew", "all" or "none".
+  // Parses "loss,dup,reorder,partition,crash,pause,skew,nolead", "all" or "none".
   // Returns false and sets *error on an unknown name.
   static bool parse(const std::string& list, Faults* out, std::string* error);
   std::string to_string() const;
@@ -68,6 +70,8 @@ struct SimResult {
   std::uint64_t pauses = 0;
   std::uint64_t elections = 0;
   std::uint64_t lease_recampaigns = 0;  // Replica::Stats::lease_recampaigns, summed
+  std::uint64_t cannot_lead_periods = 0;  // nolead faults injected
+  std::uint64_t handovers = 0;  // leaders that stepped down because they could not lead
   std::uint64_t lease_reads_checked = 0;
   std::uint64_t catchup_slots = 0;
 };
