@@ -314,6 +314,7 @@ struct LockInfo {
   // (the lock-delay); 0 or in the past: not held back.
   std::int64_t unavailable_until_ms = 0;
   std::uint64_t last_token = 0;  // the newest token ever granted for it
+  std::int64_t now_ms = 0;  // the log time of the state that answered (0: not given)
 };
 struct LockSessionInfo {
   std::uint64_t session = 0;
@@ -323,6 +324,7 @@ struct LockSessionInfo {
 struct LockListing {
   std::vector<LockInfo> locks;
   std::vector<LockSessionInfo> sessions;
+  std::int64_t now_ms = 0;  // the log time of the state that answered (0: not given)
 };
 
 // Inspecting locks needs no session. `backend` is the lock backend's name.

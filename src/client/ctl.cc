@@ -836,6 +836,8 @@ CtlOutput format_lock_show(const Result& r, bool json, bool line_mode, std::int6
     o.out = (j.is_discarded() ? r.value : dump(j)) + "\n";
     return o;
   }
+  // Relative times against the log's clock when the answer gives it.
+  if (info.now_ms > 0) now_ms = info.now_ms;
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"lock", escape_word(info.name, true)});
   rows.push_back({"state", lock_state(info, now_ms)});
@@ -885,6 +887,7 @@ CtlOutput format_lock_list(const Result& r, bool json, bool line_mode, std::int6
     o.out = (j.is_discarded() ? r.value : dump(j)) + "\n";
     return o;
   }
+  if (listing.now_ms > 0) now_ms = listing.now_ms;
   std::vector<std::vector<std::string>> locks = {
       {"LOCK", "STATE", "HOLDERS", "WAITERS", "LAST TOKEN"}};
   for (const LockInfo& info : listing.locks) {

@@ -143,8 +143,9 @@ CtlOutput format_lock_acquire(const CtlCommand& command, const LockResult& resul
 CtlOutput format_lock_release(const CtlCommand& command, const LockResult& result,
                               std::uint64_t session, bool json);
 // lock show / lock list: `result.value` is the backend's JSON (printed as is
-// with json); else a table, with times relative to now_ms (the wall clock in
-// ms since the Unix epoch, as the log's times are).
+// with json); else a table, with times relative to the answer's now_ms (the
+// log's clock), or to now_ms (the wall clock, ms since the Unix epoch) when
+// the answer has none.
 CtlOutput format_lock_show(const Result& result, bool json, bool line_mode, std::int64_t now_ms);
 CtlOutput format_lock_list(const Result& result, bool json, bool line_mode, std::int64_t now_ms);
 

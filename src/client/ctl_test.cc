@@ -704,6 +704,11 @@ TEST(CtlLock, FormatsShowAndList) {
       "last_token":40})";
   o = format_lock_show(r, false, false, now);
   EXPECT_NE(o.out.find("state             lock-delay (3.5s left)\n"), std::string::npos) << o.out;
+  // The log's own clock, when the answer has it, rather than this machine's.
+  r.value = R"({"lock":"db","holders":[],"waiters":[],"unavailable_until_ms":1800000003500,
+      "last_token":40,"now_ms":1800000003000})";
+  o = format_lock_show(r, false, false, now);
+  EXPECT_NE(o.out.find("lock-delay (0.5s left)"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("holders           (none)\n"), std::string::npos) << o.out;
 
   r.value = R"({"locks":[{"lock":"a","holders":[{"session":3,"token":9,"mode":"shared"},

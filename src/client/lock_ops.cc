@@ -75,6 +75,7 @@ bool info_from(const Json& j, LockInfo* info, std::string* error) {
   info->name = j["lock"].get<std::string>();
   info->unavailable_until_ms = i64(j, "unavailable_until_ms");
   info->last_token = u64(j, "last_token");
+  info->now_ms = i64(j, "now_ms");
   if (auto h = j.find("holders"); h != j.end()) {
     if (!h->is_array()) {
       *error = "holders is not an array";
@@ -166,7 +167,8 @@ LockAnswer decode_lock_answer(LockOp op, const Result& raw) {
   }
   if (auto e = j.find("error"); e != j.end()) {
     a.message = e->is_string() ? e->get<std::string>() : e->dump();
-    if (a.message.find("expired") != std::string::npos ||
+    if (is_true(j, "expired") || is_true(j, "closed") ||
+        a.message.find("expired") != std::string::npos ||
         a.message.find("unknown session") != std::string::npos) {
       a.code = Code::kSessionLost;
     } else if (op == LockOp::kRelease && a.message.find("not held") != std::string::npos) {
@@ -243,6 +245,7 @@ bool parse_lock_listing(std::string_view json, LockListing* listing, std::string
     return false;
   }
   *listing = LockListing{};
+  listing->now_ms = i64(j, "now_ms");
   if (auto l = j.find("locks"); l != j.end()) {
     if (!l->is_array()) {
       *error = "locks is not an array";

@@ -59,6 +59,11 @@ TEST(LockOps, OpenAndKeepalive) {
   EXPECT_EQ(a.message, "session 12 expired");
   a = decode_lock_answer(LockOp::kKeepalive, ok(R"({"error":"unknown session"})"));
   EXPECT_EQ(a.code, Code::kSessionLost);
+  a = decode_lock_answer(LockOp::kKeepalive,
+                         ok(R"({"error":"session 12 closed","closed":true})"));
+  EXPECT_EQ(a.code, Code::kSessionLost);
+  a = decode_lock_answer(LockOp::kStatus, ok(R"({"error":"session expired","expired":true})"));
+  EXPECT_EQ(a.code, Code::kSessionLost);
 }
 
 TEST(LockOps, AcquireAndStatus) {
