@@ -88,7 +88,7 @@ bool parse(std::string_view text, Kind kind, Parsed* p, std::string* why) {
   p->op = op->get<std::string>();
   static const std::set<std::string> kCommands = {"open",   "keepalive", "close", "acquire",
                                                   "cancel", "release",   "tick"};
-  static const std::set<std::string> kQueries = {"status", "show", "list", "check"};
+  static const std::set<std::string> kQueries = {"status", "show", "list", "check", "idle"};
   if (kind == Kind::kCommand && !kCommands.contains(p->op)) {
     *why = kQueries.contains(p->op)
                ? "\"" + p->op + "\" is a query (read), not a command"
@@ -118,7 +118,7 @@ bool parse(std::string_view text, Kind kind, Parsed* p, std::string* why) {
     }
     return true;
   }
-  if (p->op == "tick" || p->op == "list") return true;
+  if (p->op == "tick" || p->op == "list" || p->op == "idle") return true;
   if (p->op == "show") return get_lock(j, &p->lock, why);
   if (p->op == "check") {
     return get_lock(j, &p->lock, why) && get_u64(j, "token", &p->token, why);
@@ -752,7 +752,10 @@ bool LockStore::query(std::string_view request, std::string* result, std::string
   std::shared_lock lock(mu_);
   auto lit = locks_.find(p.lock);
   const Lock* l = lit == locks_.end() ? nullptr : &lit->second;
-  if (p.op == "show") {
+  if (p.op == "idle") {
+    // No session: nothing can expire and nobody waits, so ticks change nothing.
+    *result = sessions_.empty() ? R"({"idle":true})" : R"({"idle":false})";
+  } else if (p.op == "show") {
     *result = show_json(p.lock, l);
   } else if (p.op == "check") {
     bool current = false;

@@ -38,6 +38,8 @@
 //   {"op":"list"} -> {"locks":[<show objects of locks held, waited for or in their
 //         lock-delay>],"sessions":[{"session":S,"ttl_ms":..,"expires_ms":..}],"now_ms":N}
 //   {"op":"check","lock":NAME,"token":T} -> {"current":true|false,"newest_token":T2}
+//   {"op":"idle"} -> {"idle":true|false}   (true: no session, so a tick would change
+//         nothing; the leader then skips its ticks)
 //
 // Time comes ONLY from the log: now_ms = max(now_ms, ctx.timestamp_ms) of the
 // command being applied (stamped by the proposer). Before each command, every

@@ -101,7 +101,9 @@ class LockStoreTest : public ::testing::Test {
 };
 
 TEST_F(LockStoreTest, SessionsOpenKeepAliveAndExpireByLogTimeOnly) {
+  EXPECT_EQ(q({{"op", "idle"}}), (json{{"idle", true}}));  // the leader skips its ticks
   const auto s = open_session(0, 5000);
+  EXPECT_EQ(q({{"op", "idle"}}), (json{{"idle", false}}));
   EXPECT_EQ(q({{"op", "list"}})["sessions"][0]["expires_ms"], kT0 + 5000);
   json k = run({{"op", "keepalive"}, {"session", s}}, 3000);
   EXPECT_EQ(k, (json{{"session", s}, {"expires_ms", kT0 + 8000}}));
@@ -114,6 +116,7 @@ TEST_F(LockStoreTest, SessionsOpenKeepAliveAndExpireByLogTimeOnly) {
   EXPECT_EQ(q({{"op", "list"}})["sessions"].size(), 1u);
   tick(8001);
   EXPECT_TRUE(q({{"op", "list"}})["sessions"].empty());
+  EXPECT_EQ(q({{"op", "idle"}}), (json{{"idle", true}}));
   k = run({{"op", "keepalive"}, {"session", s}}, 8002);
   EXPECT_EQ(k["error"], "session " + std::to_string(s) + " expired");
   EXPECT_EQ(k["expired"], true);

@@ -26,8 +26,8 @@ struct Config {
   std::uint32_t request_timeout_ms = 5000;  // default per request
   std::uint64_t session_ttl_ms = 3'600'000;  // idle exactly-once sessions expire (log time)
   // With backend "lock" loaded, the leader proposes {"op":"tick"} to it when no
-  // lock command has been proposed for this long, so that lock sessions expire
-  // without client traffic (docs/LOCKS.md). 0: never.
+  // lock command has been proposed for this long and a lock session exists, so
+  // that sessions expire without client traffic (docs/LOCKS.md). 0: never.
   std::uint32_t lock_tick_ms = 1000;
   std::string log_level = "info";
   // The Redis (RESP2) front end: off when empty.

@@ -241,11 +241,24 @@ void Node::advance_clock() {
   // node answers anything. Called before every input, not only from the tick
   // timer: after SIGCONT asio runs the waiting socket handlers before the
   // timer's, and a read handled there must not see the clock of before.
+  // After a stall (several ticks at once) the ticks go in as tick_missed:
+  // time counts, but an election or a step-down waits for the next turn,
+  // after the messages that arrived meanwhile (a long apply must not make a
+  // healthy follower campaign). Never two stalls in a row, so that a node
+  // whose loop is always late still decides.
   const auto now = Clock::now();
   auto elapsed = (now - last_tick_) / std::chrono::milliseconds(cfg_.tick_ms);
   if (elapsed > 0) {
     last_tick_ += std::chrono::milliseconds(cfg_.tick_ms) * elapsed;
-    for (std::int64_t i = 0; i < std::min<std::int64_t>(elapsed, 10000); ++i) replica_->tick();
+    const bool stall = elapsed > 1 && !deferred_last_;
+    deferred_last_ = stall;
+    for (std::int64_t i = 0; i < std::min<std::int64_t>(elapsed, 10000); ++i) {
+      if (stall) {
+        replica_->tick_missed();
+      } else {
+        replica_->tick();
+      }
+    }
     schedule_flush();
   }
 }
@@ -274,6 +287,12 @@ void Node::propose_lock_tick() {
   }
   const auto now = Clock::now();
   if (now - last_lock_proposal_ < std::chrono::milliseconds(cfg_.lock_tick_ms)) return;
+  // Without a session nothing can expire: an idle lock table gets no ticks
+  // (asked again at the next tick of the node's clock).
+  if (backend::Backend* b = backends_.get("lock")) {
+    const backend::Result idle = b->query(R"({"op":"idle"})");
+    if (idle.ok && idle.bytes == R"({"idle":true})") return;
+  }
   last_lock_proposal_ = now;
   proto::Command cmd;  // client_id 0: no exactly-once session; tag 0: nobody waits
   cmd.set_backend("lock");

@@ -212,6 +212,11 @@ def test_a_holder_that_keeps_its_session_alive_keeps_its_lock_across_a_leader_ki
 
 def test_the_leaders_ticks_expire_sessions_without_any_client_command(lc):
     cluster, locks = lc
+    leader = cluster.wait_for_leader()
+    # No session: nothing to expire, no ticks (an idle cluster's log stays put).
+    before_slot = leader.status().commit
+    time.sleep(5 * TICK_MS / 1000)
+    assert leader.status().commit == before_slot
     s = locks.write({"op": "open", "ttl_ms": 1000})["session"]
     locks.write({"op": "acquire", "session": s, "lock": "t"})
     before = locks.read({"op": "list"})
@@ -229,3 +234,8 @@ def test_the_leaders_ticks_expire_sessions_without_any_client_command(lc):
     # Released by the expiry, so in its lock-delay (not by a release: none).
     assert shown["holders"] == []
     assert shown["unavailable_until_ms"] >= listed["now_ms"] + LOCK_DELAY_MS - 1000, shown
+    # Idle again: the ticks stop (one may still be on its way).
+    time.sleep(2 * TICK_MS / 1000)
+    idle_slot = leader.status().commit
+    time.sleep(5 * TICK_MS / 1000)
+    assert leader.status().commit == idle_slot
