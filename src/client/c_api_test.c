@@ -1,5 +1,7 @@
 /* The C API against a running cluster: SYNOD_TEST_CLUSTER=H:P,H:P,... names its
  * nodes (serving the kv backend). Without it the test is skipped (exit 77).
+ * With SYNOD_TEST_LOCKS=1 the nodes also serve the lock backend and the
+ * synod_lock_* calls are tested too (tests/cluster/test_lock_client.py).
  * Written in C99 on purpose: it proves include/synod/client.h is C and that
  * libsynod_client.so is usable from a C program. */
 #define _POSIX_C_SOURCE 200809L
@@ -79,6 +81,111 @@ static void* incr_thread(void* p) {
     synod_free(err);
   }
   return NULL;
+}
+
+static int lost_calls = 0;
+static void on_lost(void* arg, const char* reason) {
+  CHECK(arg == &lost_calls && reason != NULL && reason[0] != '\0');
+  ++lost_calls;
+}
+
+/* The synod_lock_* calls (the cluster serves the lock backend). */
+static void lock_tests(synod_client* c) {
+  char* err = NULL;
+  char* json = NULL;
+  char* reason = NULL;
+  char name[96];
+  uint64_t t1 = 0, t2 = 0, again = 0, newest = 0;
+  int current = -1;
+  synod_lock_session* a = NULL;
+  synod_lock_session* b = NULL;
+  synod_lock_session* short_lived = NULL;
+  synod_lock_options o;
+  double t0;
+  snprintf(name, sizeof(name), "%slock", prefix);
+
+  EXPECT(synod_lock_session_open(c, NULL, &a, &err), SYNOD_OK);
+  synod_lock_options_init(&o);
+  o.ttl_ms = 2000;
+  EXPECT(synod_lock_session_open(c, &o, &b, &err), SYNOD_OK);
+  if (a == NULL || b == NULL) {
+    synod_lock_session_close(a);
+    synod_lock_session_close(b);
+    return;
+  }
+  CHECK(synod_lock_session_id(a) != 0 && synod_lock_session_id(b) != 0);
+  CHECK(synod_lock_session_id(a) != synod_lock_session_id(b));
+  CHECK(synod_lock_session_lost(a, &reason) == 0 && reason == NULL);
+
+  /* A grant, idempotent; a try by another session is busy. */
+  EXPECT(synod_lock_acquire(a, name, 0, 0, &t1, &err), SYNOD_OK);
+  CHECK(t1 != 0);
+  EXPECT(synod_lock_acquire(a, name, 0, -1, &again, &err), SYNOD_OK);
+  CHECK(again == t1);
+  EXPECT(synod_lock_acquire(b, name, 0, 0, &t2, &err), SYNOD_LOCK_BUSY);
+  CHECK(t2 == 0);
+  /* A bounded wait runs out. */
+  t0 = now_seconds();
+  EXPECT(synod_lock_acquire(b, name, 0, 500, &t2, &err), SYNOD_LOCK_BUSY);
+  CHECK(now_seconds() - t0 >= 0.5 && now_seconds() - t0 < 5.0);
+
+  /* show, list and check. */
+  EXPECT(synod_lock_show(c, name, SYNOD_LINEARIZABLE, 0, &json, &err), SYNOD_OK);
+  CHECK(json != NULL && strstr(json, "\"holders\"") != NULL);
+  synod_free(json);
+  json = NULL;
+  EXPECT(synod_lock_list(c, SYNOD_LINEARIZABLE, 0, &json, &err), SYNOD_OK);
+  CHECK(json != NULL && strstr(json, "\"sessions\"") != NULL);
+  synod_free(json);
+  json = NULL;
+  EXPECT(synod_lock_check(c, name, t1, SYNOD_LINEARIZABLE, 0, &current, &newest, &err), SYNOD_OK);
+  CHECK(current == 1 && newest == t1);
+
+  /* Released, the other session gets it with a newer token; the old one is stale. */
+  EXPECT(synod_lock_release(a, name, &err), SYNOD_OK);
+  EXPECT(synod_lock_release(a, name, &err), SYNOD_NOT_FOUND);
+  EXPECT(synod_lock_acquire(b, name, 0, 5000, &t2, &err), SYNOD_OK);
+  CHECK(t2 > t1);
+  EXPECT(synod_lock_check(c, name, t1, SYNOD_LINEARIZABLE, 0, &current, &newest, &err), SYNOD_OK);
+  CHECK(current == 0 && newest == t2);
+  /* b is kept alive past its TTL of 2 s. */
+  sleep(3);
+  CHECK(synod_lock_session_lost(b, NULL) == 0);
+  EXPECT(synod_lock_check(c, name, t2, SYNOD_LINEARIZABLE, 0, &current, NULL, &err), SYNOD_OK);
+  CHECK(current == 1);
+  /* Broken by an administrator: released for b, whose own release then finds nothing. */
+  EXPECT(synod_lock_release_for(c, name, synod_lock_session_id(b), 0, &err), SYNOD_OK);
+  EXPECT(synod_lock_release(b, name, &err), SYNOD_NOT_FOUND);
+
+  /* A session whose keep-alives come too late expires: reported once, and calls say so. */
+  synod_lock_options_init(&o);
+  o.ttl_ms = 1000;
+  o.keepalive_ms = 2500;
+  o.on_lost = on_lost;
+  o.on_lost_arg = &lost_calls;
+  EXPECT(synod_lock_session_open(c, &o, &short_lived, &err), SYNOD_OK);
+  if (short_lived != NULL) {
+    sleep(4);
+    CHECK(lost_calls == 1);
+    CHECK(synod_lock_session_lost(short_lived, &reason) == 1 && reason != NULL);
+    synod_free(reason);
+    EXPECT(synod_lock_acquire(short_lived, name, 0, 0, NULL, &err), SYNOD_SESSION_LOST);
+    synod_lock_session_close(short_lived);
+  }
+
+  /* Bad arguments. */
+  EXPECT(synod_lock_acquire(NULL, name, 0, 0, NULL, &err), SYNOD_BAD_REQUEST);
+  EXPECT(synod_lock_acquire(a, NULL, 0, 0, NULL, &err), SYNOD_BAD_REQUEST);
+  synod_lock_options_init(&o);
+  o.ttl_ms = 10;
+  EXPECT(synod_lock_session_open(c, &o, &short_lived, &err), SYNOD_BAD_REQUEST);
+  CHECK(short_lived == NULL);
+  CHECK(strcmp(synod_code_name(SYNOD_LOCK_BUSY), "lock_busy") == 0);
+  CHECK(strcmp(synod_code_name(SYNOD_SESSION_LOST), "session_lost") == 0);
+
+  synod_lock_session_close(a);
+  synod_lock_session_close(b);
+  synod_lock_session_close(NULL);
 }
 
 int main(void) {
@@ -251,6 +358,7 @@ int main(void) {
     EXPECT(synod_incr(c, key("counter"), strlen(key("counter")), 0, 0, &n, &err), SYNOD_OK);
     CHECK(n == kThreads * kRounds);
   }
+  if (getenv("SYNOD_TEST_LOCKS") != NULL) lock_tests(c);
   synod_client_close(c);
   synod_client_close(NULL);
 

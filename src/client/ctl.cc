@@ -791,7 +791,8 @@ CtlOutput format_lock_acquire(const CtlCommand& c, const LockResult& r, std::uin
 CtlOutput format_lock_release(const CtlCommand& c, const LockResult& r, std::uint64_t session,
                               bool json) {
   CtlOutput o;
-  o.exit_code = exit_code_of(r.code);
+  // Not held, or the session is gone (and holds nothing): answered, exit 1.
+  o.exit_code = r.code == Code::kSessionLost ? 1 : exit_code_of(r.code);
   if (json) {
     Json j;
     j["ok"] = r.ok();
@@ -807,6 +808,9 @@ CtlOutput format_lock_release(const CtlCommand& c, const LockResult& r, std::uin
   } else if (r.code == Code::kNotFound) {
     o.err = "lock " + escape_word(c.lock, true) + " is not held by session " +
             std::to_string(session) + "\n";
+  } else if (r.code == Code::kSessionLost) {
+    o.err = "lock " + escape_word(c.lock, true) + " is not held by session " +
+            std::to_string(session) + ": " + r.message + "\n";
   } else {
     o.err = lock_human_error(r) + "\n";
   }

@@ -138,7 +138,7 @@ bool is_read_statement(std::string_view sql);
 // time, 2 errors).
 CtlOutput format_lock_acquire(const CtlCommand& command, const LockResult& result,
                               std::uint64_t session, bool json);
-// lock release: OK (exit 0), not held (exit 1), errors (exit 2). `session` is
+// lock release: OK (exit 0), not held or the session gone (exit 1), errors (exit 2). `session` is
 // the session it was released for.
 CtlOutput format_lock_release(const CtlCommand& command, const LockResult& result,
                               std::uint64_t session, bool json);

@@ -677,8 +677,10 @@ TEST(CtlLock, FormatsAcquireAndRelease) {
   lost.code = Code::kSessionLost;
   lost.message = "session 7 expired";
   o = format_lock_release(c, lost, 7, true);
-  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_EQ(o.exit_code, 1);  // a session that is gone holds nothing
   EXPECT_EQ(nlohmann::json::parse(o.out)["code"], "session_lost");
+  o = format_lock_release(c, lost, 7, false);
+  EXPECT_EQ(o.err, "lock db is not held by session 7: session 7 expired\n");
 }
 
 TEST(CtlLock, FormatsShowAndList) {
