@@ -281,7 +281,8 @@ struct AcquireOptions {
   LockMode mode = LockMode::kExclusive;
   // How long to wait for the lock: 0 tries once (try_acquire: kLockBusy when
   // another session holds it); negative (kWaitForever) waits without limit. A
-  // wait that runs out leaves the queue (a cancel) and returns kLockBusy.
+  // wait that runs out leaves the queue (a cancel; a grant that beat the cancel
+  // is released again) and returns kLockBusy.
   std::chrono::milliseconds wait = kWaitForever;
   // How often a waiting acquire asks whether it has the lock yet.
   std::chrono::milliseconds poll_interval{50};

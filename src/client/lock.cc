@@ -350,19 +350,35 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
     // kLockBusy waiting, or no answer this time: keep polling.
   }
 
-  // The wait ran out: leave the queue. A grant may have come meanwhile: then
-  // the lock is ours (granted just at the deadline) and is returned.
+  // The wait ran out: leave the queue. A grant that came meanwhile (the cancel
+  // says so) is released again: the caller is told the lock was not granted.
   const std::string cancel = encode_lock_cancel(s.id, name);
+  LockAnswer c;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    const LockAnswer c =
-        decode_lock_answer(LockOp::kCancel, s.client.write(s.options.backend, cancel, s.call()));
+    c = decode_lock_answer(LockOp::kCancel, s.client.write(s.options.backend, cancel, s.call()));
     if (!retryable(c.code)) break;
   }
-  a = s.poll_status(name, true);
-  if (a.code == Code::kOk) return lock_result(a);
-  if (a.code == Code::kSessionLost) {
-    s.mark_lost("the cluster says: " + a.message);
-    return lock_result(a);
+  bool granted = false;
+  if (c.code == Code::kOk) {
+    granted = c.token != 0;
+  } else {
+    a = s.poll_status(name, true);
+    if (a.code == Code::kSessionLost) {
+      s.mark_lost("the cluster says: " + a.message);
+      return lock_result(a);
+    }
+    granted = a.code == Code::kOk;
+    if (a.code != Code::kOk && a.code != Code::kLockBusy) {
+      return lock_result(a.code, "the wait ran out and leaving the queue failed (" + c.message +
+                                     "): the session may still be waiting; close it");
+    }
+  }
+  if (granted) {
+    const LockResult r = release(name);
+    if (!r.ok() && r.code != Code::kNotFound && r.code != Code::kSessionLost) {
+      return lock_result(r.code, "the wait ran out, and a grant that came meanwhile could not "
+                                 "be released (" + r.message + "): close the session");
+    }
   }
   return lock_result(Code::kLockBusy,
                      "not granted within " + std::to_string(options.wait.count()) + " ms");

@@ -220,8 +220,11 @@ LockAnswer decode_lock_answer(LockOp op, const Result& raw) {
       a.current = j["current"].get<bool>();
       a.newest_token = u64(j, "newest_token");
       break;
-    case LockOp::kClose:
     case LockOp::kCancel:
+      // {"cancelled":false,"held":true,"token":T}: granted before the cancel.
+      if (is_true(j, "held")) a.token = u64(j, "token");
+      break;
+    case LockOp::kClose:
     case LockOp::kShow:
     case LockOp::kList:
       break;

@@ -35,7 +35,7 @@ struct LockAnswer {
   std::string message;
   std::uint64_t session = 0;  // open
   std::int64_t expires_ms = 0;  // keepalive
-  std::uint64_t token = 0;    // acquire / status: granted / held
+  std::uint64_t token = 0;    // acquire / status: granted / held; cancel: granted before it
   bool waiting = false;       // acquire / status, kLockBusy: queued
   std::uint64_t position = 0;  // when waiting
   std::uint64_t holder_session = 0;  // acquire without wait, kLockBusy

@@ -104,7 +104,12 @@ TEST(LockOps, ReleaseCheckAndFailures) {
   EXPECT_EQ(decode_lock_answer(LockOp::kRelease, ok(R"({"error":"not held"})")).code,
             Code::kNotFound);
   EXPECT_EQ(decode_lock_answer(LockOp::kClose, ok(R"({"closed":true})")).code, Code::kOk);
-  EXPECT_EQ(decode_lock_answer(LockOp::kCancel, ok(R"({})")).code, Code::kOk);
+  EXPECT_EQ(decode_lock_answer(LockOp::kCancel, ok(R"({"cancelled":true})")).token, 0u);
+  EXPECT_EQ(decode_lock_answer(LockOp::kCancel, ok(R"({"cancelled":false})")).token, 0u);
+  LockAnswer c =
+      decode_lock_answer(LockOp::kCancel, ok(R"({"cancelled":false,"held":true,"token":77})"));
+  EXPECT_EQ(c.code, Code::kOk);
+  EXPECT_EQ(c.token, 77u);  // granted before the cancel
 
   LockAnswer a = decode_lock_answer(LockOp::kCheck, ok(R"({"current":false,"newest_token":120})"));
   EXPECT_EQ(a.code, Code::kOk);

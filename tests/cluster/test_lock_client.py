@@ -217,3 +217,13 @@ def test_c_api_locks(lc):
     env = dict(os.environ, SYNOD_TEST_CLUSTER=lc.addrs, SYNOD_TEST_LOCKS="1")
     r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_cpp_lock_session_and_guard(lc):
+    binary = os.environ.get("SYNOD_LOCK_CLIENT_TEST")
+    if not binary:
+        pytest.skip("lock_client_test not built")
+    env = dict(os.environ, SYNOD_TEST_CLUSTER=lc.addrs)
+    r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SKIPPED" not in r.stdout, r.stdout
