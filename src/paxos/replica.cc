@@ -95,7 +95,7 @@ void Replica::step(const Message& message) {
       message.body);
 }
 
-void Replica::tick() {
+void Replica::advance(bool decide) {
   ++tick_;
   if (role_ == Role::kLeader) {
     if (++heartbeat_elapsed_ >= opts_.heartbeat_ticks) broadcast_heartbeat();
@@ -108,7 +108,7 @@ void Replica::tick() {
       }
     }
     if (live < config_.quorum()) {
-      step_down(kNoNode);
+      if (decide) step_down(kNoNode);
     } else {
       // Resend accepts that have not reached a quorum.
       for (auto& [slot, inst] : instances_) {
@@ -121,7 +121,9 @@ void Replica::tick() {
     }
   } else {
     if (++election_elapsed_ >= election_deadline_) {
-      if (can_lead_) {
+      if (!decide) {
+        // decided at the next tick(), after the inbox
+      } else if (can_lead_) {
         start_election();
       } else {
         reset_election_timer();  // an acceptor that cannot lead waits for one that can

@@ -83,7 +83,16 @@ class Replica {
   void step(const Message& message);
 
   // One tick of logical time.
-  void tick();
+  void tick() { advance(/*decide=*/true); }
+  // A tick that passed while this node could not look at its inbox (its
+  // process was stopped, or its loop busy in a long apply): time counts in
+  // full (leases, heartbeats due, retransmits), but the decisions that depend
+  // on not having heard from peers — starting an election, a leader stepping
+  // down for want of a quorum — wait for the next tick(), so that the messages
+  // that arrived meanwhile are read first. The driver delivers a stall's
+  // ticks with this and then goes back to tick() (never two stalls' worth in a
+  // row: a node that is always busy still campaigns).
+  void tick_missed() { advance(/*decide=*/false); }
 
   // Whether this node may lead. The driver says no while it cannot apply what
   // is chosen (its backend is failing): a leader answers writes only after
@@ -144,6 +153,7 @@ class Replica {
     std::uint64_t acks = 0;
   };
 
+  void advance(bool decide);
   void on_prepare(NodeId from, const Prepare& m);
   void on_promise(NodeId from, const Promise& m);
   void on_accept(NodeId from, const Accept& m);

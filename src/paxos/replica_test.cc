@@ -353,6 +353,30 @@ TEST(Leader, HandsOverWhileItCannotLeadAndNeverCampaigns) {
   EXPECT_TRUE(c.replica(leader).can_lead());
 }
 
+TEST(Replica, MissedTicksCountButLetTheInboxSpeakBeforeAnElection) {
+  sim::LocalCluster c(3, Options{});
+  const NodeId leader = c.elect();
+  ASSERT_NE(leader, kNoNode);
+  const NodeId f = leader == 1 ? 2 : 1;
+  const std::uint64_t before = c.replica(f).now();
+  // A stall far past the election timeout: time counts, no campaign yet.
+  for (int i = 0; i < 100; ++i) c.replica(f).tick_missed();
+  c.process(f);
+  EXPECT_EQ(c.replica(f).now(), before + 100);
+  EXPECT_EQ(c.replica(f).role(), Role::kFollower);
+  // The leader's heartbeat that waited in the inbox resets the timer.
+  c.replica(leader).tick();
+  c.replica(leader).tick();
+  c.process(leader);
+  c.deliver_all();
+  c.replica(f).tick();
+  EXPECT_EQ(c.replica(f).role(), Role::kFollower);
+  // With nothing in the inbox, the next ordinary tick campaigns.
+  for (int i = 0; i < 100; ++i) c.replica(f).tick_missed();
+  c.replica(f).tick();
+  EXPECT_EQ(c.replica(f).role(), Role::kCandidate);
+}
+
 TEST(Leader, StepsDownWhenAMajorityStopsAnswering) {
   sim::LocalCluster c(3, Options{});
   const NodeId leader = c.elect();

@@ -177,6 +177,7 @@ class Node {
   // The wait before applying is retried after an error: doubles per failure
   // (100 ms to 5 s), back to 100 ms once a slot applies.
   std::chrono::milliseconds apply_backoff_{100};
+  bool deferred_last_ = false;  // advance_clock: the last ticks went in as tick_missed
   std::unordered_map<std::uint64_t, Session> sessions_;
   // Backend "lock" is loaded; when this node last proposed a command to it.
   bool lock_backend_ = false;

@@ -437,12 +437,18 @@ class Simulation {
         ++n.missed_ticks;  // the clock runs on while the process is stopped
         continue;
       }
-      // On waking, the elapsed time is seen before anything else happens.
+      // On waking, the elapsed time is seen before anything else happens, as
+      // the server does it: the stall's ticks with tick_missed (time counts,
+      // decisions wait for the inbox), then ordinary ticks again.
       std::uint64_t ticks = 1 + n.missed_ticks;
       n.missed_ticks = 0;
       for (std::uint64_t i = 0; i < ticks; ++i) {
         if (n.slow > 0 && rng_.chance(n.slow)) continue;
-        n.replica->tick();
+        if (ticks > 1) {
+          n.replica->tick_missed();
+        } else {
+          n.replica->tick();
+        }
       }
       process(n);
     }
