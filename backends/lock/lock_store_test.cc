@@ -255,6 +255,20 @@ TEST_F(LockStoreTest, AcquireIsIdempotent) {
   EXPECT_EQ(waiters(show("L")), std::vector<std::uint64_t>{b});
 }
 
+TEST_F(LockStoreTest, TryLockNeverQueues) {
+  const auto a = open_session(0), b = open_session(0);
+  json g = acquire(a, "L", 10, false, /*wait=*/false);
+  EXPECT_EQ(g, (json{{"granted", true}, {"token", position_}, {"lock", "L"},
+                     {"mode", "exclusive"}}));
+  EXPECT_EQ(acquire(b, "L", 20, false, false),
+            (json{{"granted", false}, {"waiting", false}, {"holder_session", a}}));
+  EXPECT_EQ(acquire(b, "L", 25, true, false)["granted"], false);  // shared: no either
+  EXPECT_TRUE(waiters(show("L")).empty());
+  EXPECT_EQ(status(b, "L"), (json{{"held", false}, {"waiting", false}}));
+  release(a, "L", 30);
+  EXPECT_EQ(acquire(b, "L", 40, false, false)["token"], position_);
+}
+
 TEST_F(LockStoreTest, CancelLeavesTheQueue) {
   const auto r = open_session(0), w = open_session(0), r2 = open_session(0),
              other = open_session(0);

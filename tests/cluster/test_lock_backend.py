@@ -182,11 +182,15 @@ def test_a_holder_that_keeps_its_session_alive_keeps_its_lock_across_a_leader_ki
     killed_at = time.time()
     # Both keep their sessions alive, every 500 ms, through whichever node
     # answers while a new leader takes over.
+    first_after_kill = None
     while time.time() < killed_at + 7:  # past h's TTL
         for s in (h, w):
             r = locks.write({"op": "keepalive", "session": s})
             assert "error" not in r, r
+            if first_after_kill is None:
+                first_after_kill = time.time() - killed_at
         time.sleep(0.5)
+    print(f"leader kill: first keepalive applied {first_after_kill * 1000:.0f} ms after it")
     new_leader = cluster.wait_for_leader()
     assert new_leader.id != leader.id
     assert locks.read({"op": "status", "session": h, "lock": "db"}) == \
