@@ -205,10 +205,17 @@ LockAnswer decode_lock_answer(LockOp op, const Result& raw) {
         a.waiting = is_true(j, "waiting");
         a.position = u64(j, "position");
         a.holder_session = u64(j, "holder_session");
-        a.message = a.waiting ? "waiting (position " + std::to_string(a.position) + ")"
-                    : a.holder_session != 0
-                        ? "held by session " + std::to_string(a.holder_session)
-                        : "not held";
+        if (a.waiting) {
+          a.message = "waiting (position " + std::to_string(a.position) + ")";
+        } else if (a.holder_session != 0) {
+          a.message = "held by session " + std::to_string(a.holder_session);
+        } else if (i64(j, "unavailable_until_ms") > 0) {
+          a.message = "in its lock-delay (a holder's session expired)";
+        } else if (j.contains("waiters")) {
+          a.message = "other sessions are waiting for it";
+        } else {
+          a.message = "not held";
+        }
       }
       break;
     }

@@ -81,6 +81,14 @@ TEST(LockOps, AcquireAndStatus) {
   EXPECT_FALSE(a.waiting);
   EXPECT_EQ(a.holder_session, 5u);
   EXPECT_EQ(a.message, "held by session 5");
+  a = decode_lock_answer(
+      LockOp::kAcquire,
+      ok(R"({"granted":false,"waiting":false,"holder_session":0,"unavailable_until_ms":9000})"));
+  EXPECT_EQ(a.code, Code::kLockBusy);
+  EXPECT_EQ(a.message, "in its lock-delay (a holder's session expired)");
+  a = decode_lock_answer(LockOp::kAcquire,
+                         ok(R"({"granted":false,"waiting":false,"holder_session":0,"waiters":2})"));
+  EXPECT_EQ(a.message, "other sessions are waiting for it");
   a = decode_lock_answer(LockOp::kAcquire, ok(R"({"granted":true})"));
   EXPECT_EQ(a.code, Code::kProtocolError);  // a grant without its token
   a = decode_lock_answer(LockOp::kAcquire, ok(R"({"error":"lock name must be 1..256 bytes"})"));
