@@ -1,7 +1,7 @@
 // LockStore: the state of the lock backend (libsynod_backend_lock.so): client
 // sessions with a TTL, named locks (exclusive or shared) with FIFO wait
 // queues, a lock-delay after a holder's session expires, and fencing tokens.
-// One SQLite database per node (DATA_DIR/lock.sqlite), the whole state also
+// One SQLite database per node (data_dir/lock.sqlite), the whole state also
 // kept in memory; docs/LOCKS.md describes the service, this header the
 // contract of the backend.
 //
