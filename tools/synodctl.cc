@@ -27,7 +27,7 @@
 //
 // Global options: --json, --timeout MS, --cluster-name NAME, --redirect.
 // Exit codes: 0 success; 1 missing key / failed compare-and-set / not a number /
-// an SQL error / nodes whose checksums differ;
+// an SQL error / nodes whose checksums differ / a lock not granted or not held;
 // 2 error (usage, unreachable cluster, timeout). In stdin mode the exit code is
 // the highest of the commands'.
 #include <editline/readline.h>

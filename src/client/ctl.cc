@@ -315,8 +315,10 @@ int exit_code_of(Code code) {
 CtlParse parse_ctl_args(int argc, const char* const* argv, CtlOptions* options,
                         CtlCommand* command) {
   CLI::App app{
-      "synodctl: the command-line client of a Synod cluster (key-value backend).\n"
-      "Exit 0 on success, 1 for a missing key or a failed compare-and-set, 2 on errors.\n"
+      "synodctl: the command-line client of a Synod cluster (key-value, SQL and lock "
+      "backends).\n"
+      "Exit 0 on success, 1 for a missing key, a failed compare-and-set or a lock not\n"
+      "granted, 2 on errors (lock acquire -- COMMAND: COMMAND's exit code).\n"
       "`synodctl --cluster ... -` reads one command per line from stdin and prints one\n"
       "result line per command.",
       "synodctl"};

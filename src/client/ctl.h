@@ -3,8 +3,9 @@
 // wires it to a Client; ctl_test.cc tests it without a cluster.
 //
 // Exit codes: 0 success; 1 the command was answered but did not succeed (a
-// missing key, a failed compare-and-set, a value that is not a number); 2 an
-// error (bad usage, unreachable cluster, timeout, refused request).
+// missing key, a failed compare-and-set, a value that is not a number, a lock
+// not granted or not held); 2 an error (bad usage, unreachable cluster,
+// timeout, refused request).
 #pragma once
 
 #include <cstdint>

@@ -227,3 +227,30 @@ def test_cpp_lock_session_and_guard(lc):
     r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SKIPPED" not in r.stdout, r.stdout
+
+
+def test_holder_and_waiter_ride_out_a_leader_crash(lc, tmp_path):
+    log = tmp_path / "log"
+    hold = (f'echo "start $SYNOD_LOCK_TOKEN" >> {log}; sleep 4; '
+            f'echo "end $SYNOD_LOCK_TOKEN" >> {log}')
+    holder = subprocess.Popen(
+        ctl_cmd(lc, "lock", "acquire", "ha", "--ttl", "6s", "--", "sh", "-c", hold),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    info = wait_until(lambda: (lambda s: s if s["holders"] else None)(show(lc, "ha")))
+    token = info["holders"][0]["token"]
+    waiter = subprocess.Popen(
+        ctl_cmd(lc, "lock", "acquire", "ha", "--ttl", "6s", "--", "sh", "-c", hold),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: show(lc, "ha")["waiters"])
+    leader = lc.wait_for_leader()
+    leader.kill9()
+    lc.wait_for_leader(among=lc.followers(leader))
+    # The holder keeps its lock (same token) through the failover...
+    assert [h["token"] for h in show(lc, "ha")["holders"]] == [token]
+    leader.start()
+    # ...and both finish in turn, each with its own command's exit code.
+    assert holder.wait(timeout=60) == 0, holder.stderr.read()
+    assert waiter.wait(timeout=60) == 0, waiter.stderr.read()
+    lines = log.read_text().split()
+    assert lines[0::2] == ["start", "end", "start", "end"], lines
+    assert int(lines[1]) == int(lines[3]) == token < int(lines[5]) == int(lines[7])
