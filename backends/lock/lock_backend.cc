@@ -49,35 +49,14 @@ void* lock_open(const char* const* keys, const char* const* values, size_t n, ch
       fail(error, "option data_dir is required");
       return nullptr;
     }
-    std::string why;
-    auto store = LockStore::open(config, &why);
-    if (!store) {
-      fail(error, why);
-      return nullptr;
-    }
-    return store.release();
+    return backend_util::open_store<LockStore>(config, error);
   } catch (const std::exception& e) {
     fail(error, std::string("open: ") + e.what());
     return nullptr;
   }
 }
 
-constexpr synod_backend_api kApi = {
-    SYNOD_BACKEND_ABI_VERSION,
-    sizeof(synod_backend_api),
-    "lock",
-    lock_open,
-    backend_util::apply<LockStore>,
-    backend_util::query<LockStore>,
-    backend_util::last_applied<LockStore>,
-    nullptr,  // snapshot: a later issue
-    nullptr,  // restore
-    backend_util::close<LockStore>,
-    backend_util::free_buffer,
-    backend_util::sync<LockStore>,
-    backend_util::apply_batch<LockStore>,
-    backend_util::validate<LockStore>,
-};
+constexpr synod_backend_api kApi = backend_util::store_api<LockStore>("lock", lock_open);
 
 }  // namespace
 }  // namespace synod::lock

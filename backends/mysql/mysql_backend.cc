@@ -65,35 +65,14 @@ void* mysql_open(const char* const* keys, const char* const* values, size_t n, c
       fail(error, "option database is required");
       return nullptr;
     }
-    std::string why;
-    auto store = MysqlStore::open(config, &why);
-    if (!store) {
-      fail(error, why);
-      return nullptr;
-    }
-    return store.release();
+    return backend_util::open_store<MysqlStore>(config, error);
   } catch (const std::exception& e) {
     fail(error, std::string("open: ") + e.what());
     return nullptr;
   }
 }
 
-constexpr synod_backend_api kApi = {
-    SYNOD_BACKEND_ABI_VERSION,
-    sizeof(synod_backend_api),
-    "mysql",
-    mysql_open,
-    backend_util::apply<MysqlStore>,
-    backend_util::query<MysqlStore>,
-    backend_util::last_applied<MysqlStore>,
-    nullptr,  // snapshot: a later issue
-    nullptr,  // restore
-    backend_util::close<MysqlStore>,
-    backend_util::free_buffer,
-    backend_util::sync<MysqlStore>,
-    backend_util::apply_batch<MysqlStore>,
-    backend_util::validate<MysqlStore>,
-};
+constexpr synod_backend_api kApi = backend_util::store_api<MysqlStore>("mysql", mysql_open);
 
 }  // namespace
 }  // namespace synod::mysql

@@ -50,35 +50,14 @@ void* pg_open(const char* const* keys, const char* const* values, size_t n, char
       fail(error, "option database is required");
       return nullptr;
     }
-    std::string why;
-    auto store = PgStore::open(config, &why);
-    if (!store) {
-      fail(error, why);
-      return nullptr;
-    }
-    return store.release();
+    return backend_util::open_store<PgStore>(config, error);
   } catch (const std::exception& e) {
     fail(error, std::string("open: ") + e.what());
     return nullptr;
   }
 }
 
-constexpr synod_backend_api kApi = {
-    SYNOD_BACKEND_ABI_VERSION,
-    sizeof(synod_backend_api),
-    "postgres",
-    pg_open,
-    backend_util::apply<PgStore>,
-    backend_util::query<PgStore>,
-    backend_util::last_applied<PgStore>,
-    nullptr,  // snapshot: a later issue
-    nullptr,  // restore
-    backend_util::close<PgStore>,
-    backend_util::free_buffer,
-    backend_util::sync<PgStore>,
-    backend_util::apply_batch<PgStore>,
-    backend_util::validate<PgStore>,
-};
+constexpr synod_backend_api kApi = backend_util::store_api<PgStore>("postgres", pg_open);
 
 }  // namespace
 }  // namespace synod::pg

@@ -48,35 +48,14 @@ void* sql_open(const char* const* keys, const char* const* values, size_t n, cha
       fail(error, "option data_dir is required");
       return nullptr;
     }
-    std::string why;
-    auto store = SqlStore::open(config, &why);
-    if (!store) {
-      fail(error, why);
-      return nullptr;
-    }
-    return store.release();
+    return backend_util::open_store<SqlStore>(config, error);
   } catch (const std::exception& e) {
     fail(error, std::string("open: ") + e.what());
     return nullptr;
   }
 }
 
-constexpr synod_backend_api kApi = {
-    SYNOD_BACKEND_ABI_VERSION,
-    sizeof(synod_backend_api),
-    "sqlite",
-    sql_open,
-    backend_util::apply<SqlStore>,
-    backend_util::query<SqlStore>,
-    backend_util::last_applied<SqlStore>,
-    nullptr,  // snapshot: a later issue
-    nullptr,  // restore
-    backend_util::close<SqlStore>,
-    backend_util::free_buffer,
-    backend_util::sync<SqlStore>,
-    backend_util::apply_batch<SqlStore>,
-    backend_util::validate<SqlStore>,
-};
+constexpr synod_backend_api kApi = backend_util::store_api<SqlStore>("sqlite", sql_open);
 
 }  // namespace
 }  // namespace synod::sql

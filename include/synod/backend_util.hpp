@@ -153,6 +153,19 @@ int sync(void* self, char** error) {
   return fail(error, message);
 }
 
+// The end of a backend's open(): Store::open(config, &why) as the instance,
+// or nullptr with *error.
+template <typename Store, typename Config>
+void* open_store(const Config& config, char** error) {
+  std::string why;
+  auto store = Store::open(config, &why);
+  if (!store) {
+    fail(error, why);
+    return nullptr;
+  }
+  return store.release();
+}
+
 // synod_backend_api::validate for a Store with
 //   bool validate(std::string_view command, std::string* why) const;
 template <typename Store>
@@ -168,6 +181,29 @@ int validate(void* self, const uint8_t* cmd, size_t len, char** error) {
   } catch (...) {
     return fail(error, "validate: unknown exception");
   }
+}
+
+// The whole table of a Store with every member above (apply_batch, query,
+// last_applied, sync, validate) and no snapshots yet, for backend `name`
+// whose open function is `open`.
+template <typename Store>
+constexpr synod_backend_api store_api(const char* name,
+                                      void* (*open)(const char* const*, const char* const*,
+                                                    size_t, char**)) {
+  return synod_backend_api{SYNOD_BACKEND_ABI_VERSION,
+                           sizeof(synod_backend_api),
+                           name,
+                           open,
+                           apply<Store>,
+                           query<Store>,
+                           last_applied<Store>,
+                           nullptr,  // snapshot: a later issue
+                           nullptr,  // restore
+                           close<Store>,
+                           free_buffer,
+                           sync<Store>,
+                           apply_batch<Store>,
+                           validate<Store>};
 }
 
 }  // namespace synod::backend_util
