@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--nodes", default="3", help="3 or 5; a comma list cycles")
     p.add_argument("--nemesis", default="kill,pause,partition",
                    help="comma list of kill,pause,partition,delay,skew; 'all' or 'none'")
-    p.add_argument("--workload", default="register", help="register, set, bank; a comma list cycles")
+    p.add_argument("--workload", default="register", help="register, set, bank, lock; a comma list cycles")
     p.add_argument("--duration", type=parse_span, default=30.0, help="seconds of faults per run")
     p.add_argument("--long", type=parse_span, default=None, metavar="SPAN",
                    help="soak: keep running schedules (next seeds) until SPAN has passed, e.g. 2h")

@@ -325,6 +325,7 @@ class Run:
             extra.append("--unsafe-follower-reads")
         for b in self.workload.backends:  # kv is always loaded (the barrier writes there)
             extra += ["--backend", b]
+        extra += list(self.workload.node_args)  # e.g. the lock backend's options and ticks
         failed = True
         try:
             self.cluster = ChaosCluster(cfg.nodes, seed=cfg.seed, extra_args=extra)

@@ -49,6 +49,7 @@ class Check:
 class Workload:
     name = "base"
     backends: tuple = ()  # backends the nodes load besides kv (e.g. "sqlite")
+    node_args: tuple = ()  # more synod flags for every node (e.g. --lock-tick-ms)
 
     def __init__(self, opts):
         self.opts = opts  # the RunConfig
@@ -464,3 +465,7 @@ class BankWorkload(Workload):
                               final, accounts=self.accounts, initial=self.INITIAL)
         return Check(res.outcome, res.explanation, list(res.bad_ops), time.monotonic() - t, res,
                      summary=res.summary())
+
+
+# The lock workload (issue #7) lives in its own module; importing it registers "lock".
+from .lock_workload import LockWorkload  # noqa: E402,F401
