@@ -368,8 +368,11 @@ class LockSession {
   // Acquires `name`: an acquire command through the log, then, while the
   // session waits in the queue, status reads (local, confirmed linearizable)
   // every poll_interval until granted or the wait runs out. Idempotent: a lock
-  // the session holds already is returned with its token. kOk with the token;
-  // kLockBusy; kSessionLost; or why the cluster did not answer.
+  // the session holds already is returned with its token (a session holds a
+  // lock once, not counted: two guards of one session on one name share it,
+  // and the first release frees it). kOk with the token; kLockBusy;
+  // kSessionLost; or why the cluster did not answer (kTimeout: the session
+  // may hold the lock; release it or close the session).
   LockResult acquire(std::string_view name, const AcquireOptions& options = {});
   // acquire with wait 0.
   LockResult try_acquire(std::string_view name, LockMode mode = LockMode::kExclusive);
