@@ -252,7 +252,8 @@ int wait_signal(int ms) {
 }
 
 // lock release without --session: the lock's only holder.
-CtlOutput release(Client& client, const CtlCommand& c, const synod::client::CtlOptions& opt) {
+CtlOutput release(Client& client, const CtlCommand& c, const synod::client::CtlOptions& opt,
+                  bool line_mode) {
   CallOptions call;
   call.timeout = std::chrono::milliseconds(opt.timeout_ms);
   std::uint64_t session = c.session;
@@ -261,22 +262,33 @@ CtlOutput release(Client& client, const CtlCommand& c, const synod::client::CtlO
     lin.consistency = synod::client::Consistency::kLinearizable;
     synod::client::LockInfo info;
     const Result r = synod::client::show_lock(client, c.lock, &info, lin, c.lock_backend);
-    if (!r.ok()) return synod::client::format_lock_show(r, opt.json, false, 0);
+    if (!r.ok()) return synod::client::format_lock_show(r, opt.json, line_mode, 0);
     if (info.holders.size() != 1) {
       CtlOutput o;
       o.exit_code = info.holders.empty() ? 1 : 2;
-      o.err = info.holders.empty()
-                  ? "lock " + synod::client::escape_word(c.lock, true) + " is not held\n"
-                  : "lock " + synod::client::escape_word(c.lock, true) + " has " +
-                        std::to_string(info.holders.size()) +
-                        " (shared) holders: name one with --session\n";
+      const std::string why =
+          info.holders.empty()
+              ? "lock " + synod::client::escape_word(c.lock, true) + " is not held"
+              : "lock " + synod::client::escape_word(c.lock, true) + " has " +
+                    std::to_string(info.holders.size()) +
+                    " (shared) holders: name one with --session";
+      if (opt.json) {
+        o.out = Json{{"ok", false},
+                     {"code", info.holders.empty() ? "not_found" : "bad_request"},
+                     {"lock", c.lock},
+                     {"error", why}}
+                    .dump(-1, ' ', false, Json::error_handler_t::replace) +
+                "\n";
+      } else {
+        (line_mode ? o.out : o.err) = why + "\n";
+      }
       return o;
     }
     session = info.holders[0].session;
   }
   const synod::client::LockResult r =
       synod::client::release_lock(client, c.lock, session, call, c.lock_backend);
-  return synod::client::format_lock_release(c, r, session, opt.json);
+  return synod::client::format_lock_release(c, r, session, opt.json, line_mode);
 }
 
 // Starts the command of lock acquire -- COMMAND with the lock's variables in
@@ -468,7 +480,7 @@ CtlOutput run(Client& client, const CtlCommand& c, const synod::client::CtlOptio
           synod::client::list_locks(client, nullptr, call, c.lock_backend), opt.json, line_mode,
           wall_ms());
     case CtlCommand::Op::kLockRelease:
-      return release(client, c, opt);
+      return release(client, c, opt, line_mode);
     case CtlCommand::Op::kLockAcquire: {
       CtlOutput o;
       o.exit_code = 2;

@@ -791,7 +791,7 @@ CtlOutput format_lock_acquire(const CtlCommand& c, const LockResult& r, std::uin
 }
 
 CtlOutput format_lock_release(const CtlCommand& c, const LockResult& r, std::uint64_t session,
-                              bool json) {
+                              bool json, bool line_mode) {
   CtlOutput o;
   // Not held, or the session is gone (and holds nothing): answered, exit 1.
   o.exit_code = r.code == Code::kSessionLost ? 1 : exit_code_of(r.code);
@@ -805,16 +805,17 @@ CtlOutput format_lock_release(const CtlCommand& c, const LockResult& r, std::uin
     o.out = dump(j) + "\n";
     return o;
   }
+  std::string& text = r.ok() || line_mode ? o.out : o.err;
   if (r.ok()) {
-    o.out = "OK\n";
+    text = "OK\n";
   } else if (r.code == Code::kNotFound) {
-    o.err = "lock " + escape_word(c.lock, true) + " is not held by session " +
-            std::to_string(session) + "\n";
+    text = "lock " + escape_word(c.lock, true) + " is not held by session " +
+           std::to_string(session) + "\n";
   } else if (r.code == Code::kSessionLost) {
-    o.err = "lock " + escape_word(c.lock, true) + " is not held by session " +
-            std::to_string(session) + ": " + r.message + "\n";
+    text = "lock " + escape_word(c.lock, true) + " is not held by session " +
+           std::to_string(session) + ": " + escape_word(r.message, false) + "\n";
   } else {
-    o.err = lock_human_error(r) + "\n";
+    text = lock_human_error(r) + "\n";
   }
   return o;
 }

@@ -141,8 +141,9 @@ CtlOutput format_lock_acquire(const CtlCommand& command, const LockResult& resul
                               std::uint64_t session, bool json);
 // lock release: OK (exit 0), not held or the session gone (exit 1), errors (exit 2). `session` is
 // the session it was released for.
+// line_mode (stdin mode): one line on stdout whatever the outcome.
 CtlOutput format_lock_release(const CtlCommand& command, const LockResult& result,
-                              std::uint64_t session, bool json);
+                              std::uint64_t session, bool json, bool line_mode = false);
 // lock show / lock list: `result.value` is the backend's JSON (printed as is
 // with json); else a table, with times relative to the answer's now_ms (the
 // log's clock), or to now_ms (the wall clock, ms since the Unix epoch) when

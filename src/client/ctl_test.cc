@@ -681,6 +681,11 @@ TEST(CtlLock, FormatsAcquireAndRelease) {
   EXPECT_EQ(nlohmann::json::parse(o.out)["code"], "session_lost");
   o = format_lock_release(c, lost, 7, false);
   EXPECT_EQ(o.err, "lock db is not held by session 7: session 7 expired\n");
+  // stdin mode: one line on stdout, whatever the outcome.
+  o = format_lock_release(c, not_held, 7, false, true);
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_EQ(o.out, "lock db is not held by session 7\n");
+  EXPECT_EQ(o.err, "");
 }
 
 TEST(CtlLock, FormatsShowAndList) {

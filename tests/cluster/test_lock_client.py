@@ -149,6 +149,13 @@ def test_release_breaks_the_lock_of_a_holder_elsewhere(lc):
     assert "not held" in holder.stderr.read()
     r = lc.ctl("lock", "release", "jobs", "--session", str(session))
     assert r.returncode == 1 and "closed" in r.stderr, r  # a closed session holds nothing
+    # stdin mode: one line per command on stdout, whatever the outcome.
+    r = lc.ctl("-", stdin="lock show jobs\nlock release jobs\nlock list\nlock acquire jobs\n")
+    assert r.stderr == "" and r.returncode == 2, r
+    lines = r.stdout.splitlines()
+    assert len(lines) == 4, lines
+    assert json.loads(lines[0])["lock"] == "jobs" and "not held" in lines[1]
+    assert "locks" in json.loads(lines[2]) and "stdin mode" in lines[3]
 
 
 def test_a_killed_holder_is_released_after_ttl_plus_lock_delay_not_before(lc):
