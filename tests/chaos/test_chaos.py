@@ -1,7 +1,9 @@
 """The short chaos suite (CI): a few seeded fault schedules against real synod
 processes, each history checked (register, set, and the bank: SQL through the
-sqlite backend); the proxy's faults; the unsafe-read switch must be caught (by
-the register and by the bank checker). About 4 minutes on 2 cores. Soak runs: tests/chaos/run_chaos.py --long.
+sqlite backend, and the lock service: one lock, dying holders, a fenced
+register); the proxy's faults; the unsafe-read switch must be caught (by the
+register and by the bank checker), and a lock-delay the nodes do not keep by
+the lock checker. About 5 minutes on 2 cores. Soak runs: tests/chaos/run_chaos.py --long.
 
 Every run prints: ops (ok / failed / unknown), faults injected, checker time; a
 failure prints the minimal failing sub-history, the seed, the replay command and
@@ -30,6 +32,8 @@ SCHEDULES = [
     ("set", 5, ["kill", "pause", "partition", "delay"], 404, 20),
     # SQL through the sqlite backend: transfers keep the total, nodes end identical.
     ("bank", 3, ["kill", "pause", "partition", "delay"], 505, 20),
+    # The lock service (issue #7): one exclusive lock, dying holders, a fenced register.
+    ("lock", 3, ["kill", "pause", "partition"], 606, 20),
 ]
 
 
@@ -79,6 +83,21 @@ def test_unsafe_follower_reads_are_caught_by_the_bank(tmp_path):
             return
         assert r.outcome in ("ok", "unknown"), r.summary()
     pytest.fail("the unsafe follower reads were not caught by the bank: " + "; ".join(tried))
+
+
+def test_a_lock_handed_on_before_its_lock_delay_is_caught(tmp_path, monkeypatch):
+    """The nodes run without the lock-delay the checker expects (0 instead of
+    1 s): a dying holder's lock reaches the next waiter right at its expiry,
+    and the lock checker must say so (about 12 s, no faults)."""
+    from synod_chaos import lock_workload
+    monkeypatch.setattr(lock_workload.LockWorkload, "node_args",
+                        ("--backend-option", "lock.lock_delay_ms=0",
+                         "--lock-tick-ms", str(lock_workload.TICK_MS)))
+    r = run(RunConfig(seed=7201, nodes=3, nemeses=[], workload="lock", duration=8, quiet=True,
+                      out_dir=str(tmp_path)))
+    print(r.summary().split("\n  LOCK:")[0])
+    assert r.outcome == "violation", r.summary()
+    assert "lock-delay: session" in r.explanation and "never released" in r.explanation
 
 
 def test_schedule_is_a_function_of_the_seed():
