@@ -5,7 +5,8 @@
   nemesis    the faults and the seeded schedule (kill, pause, partition, delay, skew)
   client     Client: one op at a time over the raw protocol, retries, outcome classes
   workloads  register (linearizability), set (acknowledged adds survive) and bank
-             (SQL through the sqlite backend: totals, ledger, identical nodes)
+             (SQL through the sqlite backend: totals, ledger, identical nodes);
+             lock_workload: lock (one lock, dying holders, a fenced register)
   runner     RunConfig / run(): one run, its history and its check
 
 Importing this package puts tests/cluster (synod_harness) and tests/chaos
