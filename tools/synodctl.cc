@@ -17,9 +17,9 @@
 //   synodctl --cluster ... -        one command per line from stdin, one result line each
 //
 // lock acquire without a command prints the fencing token and holds the lock
-// (keeping its session alive) until SIGINT/SIGTERM, then releases it. With
+// (keeping its session alive) until SIGINT/SIGTERM/SIGHUP, then releases it. With
 // -- COMMAND it runs COMMAND while holding the lock (SYNOD_LOCK_NAME,
-// SYNOD_LOCK_TOKEN and SYNOD_LOCK_SESSION in its environment; SIGINT/SIGTERM
+// SYNOD_LOCK_TOKEN and SYNOD_LOCK_SESSION in its environment; SIGINT/SIGTERM/SIGHUP
 // are passed on to it; it gets SIGTERM should synodctl die), releases the lock
 // when COMMAND exits and exits with COMMAND's exit code (128+N when a signal N
 // ended it). Not granted (busy, --wait ran out): exit 1. The session lost while
@@ -238,10 +238,14 @@ sigset_t lock_signals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGCHLD);
   return set;
 }
+
+// A signal that ends lock acquire (passed on to its command first).
+bool stop_signal(int sig) { return sig == SIGINT || sig == SIGTERM || sig == SIGHUP; }
 
 // The next of lock_signals() within ms; 0 when none came.
 int wait_signal(int ms) {
@@ -316,6 +320,7 @@ pid_t spawn(const CtlCommand& c, std::uint64_t token, std::uint64_t session) {
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, nullptr);
   signal(SIGINT, SIG_DFL);
+  signal(SIGHUP, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
   signal(SIGPIPE, SIG_DFL);
   // The lock ends with synodctl: so does the command.
@@ -358,7 +363,7 @@ int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions
   int interrupted = 0;
   while (!done) {
     const int sig = wait_signal(50);
-    if (sig == SIGINT || sig == SIGTERM) {
+    if (stop_signal(sig)) {
       interrupted = sig;
       session->close();  // ends the wait (and leaves the queue with the session)
       break;
@@ -389,7 +394,7 @@ int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions
     emit(synod::client::format_lock_acquire(c, got, session->id(), opt.json));
     while (true) {
       const int sig = wait_signal(100);
-      if (sig == SIGINT || sig == SIGTERM) return finish(0);
+      if (stop_signal(sig)) return finish(0);
       if (session->lost()) {
         std::fprintf(stderr, "synodctl: lock %s lost: %s\n", c.lock.c_str(),
                      session->lost_reason().c_str());
@@ -408,7 +413,7 @@ int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions
   int status = 0;
   while (true) {
     const int sig = wait_signal(100);
-    if (sig == SIGINT || sig == SIGTERM) kill(pid, sig);
+    if (stop_signal(sig)) kill(pid, sig);
     const pid_t w = waitpid(pid, &status, WNOHANG);
     if (w == pid) break;
     if (w < 0 && errno != EINTR) {

@@ -107,7 +107,7 @@ void add_commands(CLI::App& app, CtlCommand* c, Commands* s) {
   s->lock->require_subcommand(1);
   s->lock_acquire = s->lock->add_subcommand(
       "acquire",
-      "Acquire NAME and print its fencing token, then hold it until Ctrl-C/SIGTERM; with "
+      "Acquire NAME and print its fencing token, then hold it until Ctrl-C/SIGTERM/SIGHUP; with "
       "-- COMMAND ARGS..., hold it while COMMAND runs (SYNOD_LOCK_TOKEN in its environment) "
       "and exit with COMMAND's exit code. Not granted: exit 1");
   s->lock_acquire->add_option("name", c->lock, "The lock's name")->required();

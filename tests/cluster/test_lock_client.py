@@ -123,6 +123,17 @@ def test_show_list_try_wait_release_and_signals(lc):
     info = show(lc, "db")
     assert info["holders"] == [] and info["last_token"] > token
 
+    # A signal to synodctl reaches its command; the command's exit code is synodctl's.
+    runner = subprocess.Popen(
+        ctl_cmd(lc, "lock", "acquire", "db", "--", "sh", "-c",
+                'trap "exit 7" HUP; while true; do sleep 0.1; done'),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: show(lc, "db")["holders"])
+    time.sleep(0.3)  # the command has set its trap
+    runner.send_signal(signal.SIGHUP)
+    assert runner.wait(timeout=15) == 7, runner.stderr.read()
+    assert show(lc, "db")["holders"] == []
+
     # Releasing a lock nobody holds, or for a session that does not hold it.
     r = lc.ctl("lock", "release", "db")
     assert r.returncode == 1 and "not held" in r.stderr, r
