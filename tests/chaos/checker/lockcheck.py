@@ -366,6 +366,8 @@ def check(ops: list[Op], final: dict | None = None, lock: str = "chaos") -> Resu
 
     # ---- the lock-delay after a holder that never released
     ordered = sorted(grants.items(), key=lambda x: x[0][1])
+    final_kas = {o.value.get("session"): o for o in ops
+                 if o.f == KEEPALIVE and o.value.get("final") and o.ok and not _err(o.result)}
     for i, ((s, t), g) in enumerate(ordered):
         if (s, t) in released:
             continue
@@ -375,8 +377,7 @@ def check(ops: list[Op], final: dict | None = None, lock: str = "chaos") -> Resu
             continue
         (s2, t2), g2 = later
         since, since_op = g2["since"]
-        final_ka = next((o for o in ops if o.f == KEEPALIVE and o.value.get("session") == s
-                         and o.value.get("final") and o.ok and not _err(o.result)), None)
+        final_ka = final_kas.get(s)
         if s in e_max:
             e = e_max[s][0]
             if since <= e + delay:
@@ -474,3 +475,31 @@ def _check_fence(ops, final, res, violation, at):
         if holder.setdefault(t, s) != s:
             violation(f"fence: token {t} wrote for two sessions ({holder[t]} and {s}): two "
                       f"holders the resource both accepted", o)
+
+
+def main(argv=None) -> int:
+    """python3 -m checker.lockcheck history.jsonl [final.json]: check a saved run again."""
+    import json
+    import os
+    import sys
+
+    from .history import load
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        print("usage: python3 -m checker.lockcheck history.jsonl [final.json]", file=sys.stderr)
+        return 2
+    ops = load(args[0])
+    path = args[1] if len(args) > 1 else os.path.join(os.path.dirname(args[0]), "final.json")
+    final = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            final = json.load(f)
+    p = final.setdefault("params", {})
+    p["wall_offset"] = p.get("wall_offset", 0.0) + p.get("t0", 0.0)  # saved times are relative
+    res = check(ops, final)
+    print(res.explanation)
+    return 0 if res.outcome == OK else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

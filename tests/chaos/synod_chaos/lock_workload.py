@@ -413,8 +413,20 @@ class LockWorkload(Workload):
 
     # ------------------------------------------------------------ end
 
+    def params(self) -> dict:
+        skew = "skew" in getattr(self.run.cfg, "nemeses", []) if self.run else False
+        # The nodes' clocks are this machine's (log time = the leader's wall clock);
+        # under the skew nemesis a node runs at x0.95-1.05 from its (re)start.
+        slack = 300 + (int(0.06 * (self.opts.duration + 60) * 1000) if skew else 0)
+        # t0: the saved history's times are relative to the run's start (runner._save).
+        return {"ttl_ms": TTL_MS, "lock_delay_ms": LOCK_DELAY_MS, "slack_ms": slack,
+                "wall_offset": self.wall_offset, "t0": self.run.t0 if self.run else 0.0}
+
     def final(self, run):
-        out = {"fence": "missing", "list": None}
+        """The register's last value and the backend's list, after healing (saved
+        in final.json with the checker's parameters: `python3 -m checker.lockcheck
+        history.jsonl final.json` checks a saved run again)."""
+        out = {"fence": "missing", "list": None, "params": self.params()}
         kv = run.kv
         status, resp = run.admin.read(kv.KvCommand(op=kv.KvCommand.GET, key=FENCE_KEY).SerializeToString(),
                                       time.monotonic() + 15, "leader")
@@ -435,12 +447,7 @@ class LockWorkload(Workload):
             if st.ka_client is not None:
                 st.ka_client.close()
         final = dict(final or {})
-        skew = "skew" in getattr(self.run.cfg, "nemeses", []) if self.run else False
-        # The nodes' clocks are this machine's (log time = the leader's wall clock);
-        # under the skew nemesis a node runs at x0.95-1.05 from its (re)start.
-        slack = 300 + (int(0.06 * (self.opts.duration + 60) * 1000) if skew else 0)
-        final["params"] = {"ttl_ms": TTL_MS, "lock_delay_ms": LOCK_DELAY_MS, "slack_ms": slack,
-                           "wall_offset": self.wall_offset}
+        final.setdefault("params", self.params())
         if "fence" not in final:
             final["fence"] = "missing"
         res = lockcheck.check(ops, final, lock=LOCK)
