@@ -28,9 +28,10 @@ The resource: a register in the kv backend (key `lock/fence`) that holds
 refuses itself when the stored token is higher ("stale"), else compare-and-sets
 it from what it read to its own value: accept-only-if-token >= highest, atomically.
 
-A poller thread takes snapshots of the backend's own view: {"op":"list"}
-(every session and the lock's holders, waiters, lock-delay, last_token, now_ms),
-LINEARIZABLE, about 10 a second. The nodes run with lock.lock_delay_ms =
+A poller thread takes snapshots of the backend's own view, LINEARIZABLE, about
+10 a second each: {"op":"list"} (every session, and the lock's holders,
+waiters, lock-delay, last_token and now_ms while it is held, waited for or in
+its lock-delay) and {"op":"show"} (the lock, also when free). The nodes run with lock.lock_delay_ms =
 `LOCK_DELAY_MS` and --lock-tick-ms `TICK_MS`.
 """
 from __future__ import annotations
@@ -159,11 +160,12 @@ class LockWorkload(Workload):
         c = Client(run.cluster, -2, run.admin.client_id ^ 0x4000, run.cluster.ids[0], 1.0)
         try:
             while not run.stop_clients.is_set():
-                def do(o):
-                    status, r = self._lock_read(c, {"op": "list"}, time.monotonic() + 2, "leader")
-                    o.ok = status == "ok"
-                    o.result = r
-                self._record(-2, lockcheck.LIST, None, do)
+                for f, q in ((lockcheck.LIST, {"op": "list"}), (lockcheck.SHOW, {"op": "show", "lock": LOCK})):
+                    def do(o, q=q):
+                        status, r = self._lock_read(c, q, time.monotonic() + 2, "leader")
+                        o.ok = status == "ok"
+                        o.result = r
+                    self._record(-2, f, None, do)
                 time.sleep(0.1)
         except Exception as e:  # reported with the clients' errors
             run.client_errors.append(f"lock poller: {e!r}")
