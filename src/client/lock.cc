@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 #include <utility>
@@ -313,7 +314,12 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
       // Applied, answer lost: ask again (even a try) to learn the outcome.
       if (a.code == Code::kResultLost && ++results_lost < 5) continue;
       if (!retryable(a.code) || SteadyClock::now() >= deadline) return a;
-      if (!s.pause(poll)) return a;
+      if (!s.pause(poll)) {
+        const LockResult u = s.unusable();  // lost or closed meanwhile
+        a.code = u.code;
+        a.message = u.message;
+        return a;
+      }
     }
   };
   LockAnswer a = send_acquire();
@@ -327,6 +333,7 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
 
   // Queued: poll until granted, lost, or the wait runs out.
   int polls = 0;
+  std::optional<LockResult> failure;
   while (SteadyClock::now() < deadline) {
     const auto left = deadline - SteadyClock::now();
     const milliseconds nap =
@@ -346,6 +353,13 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
       if (a.code == Code::kOk || (a.code != Code::kLockBusy && !retryable(a.code))) {
         return lock_result(a);
       }
+    }
+    // A refusal will not change by asking again (the backend's error, an
+    // answer that cannot be decoded): give up, leaving the queue as below.
+    if (a.code == Code::kBackendError || a.code == Code::kBadRequest ||
+        a.code == Code::kProtocolError) {
+      failure = lock_result(a.code, "polling the lock's status: " + a.message);
+      break;
     }
     // kLockBusy waiting, or no answer this time: keep polling.
   }
@@ -380,6 +394,7 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
                                  "be released (" + r.message + "): close the session");
     }
   }
+  if (failure) return *failure;
   return lock_result(Code::kLockBusy,
                      "not granted within " + std::to_string(options.wait.count()) + " ms");
 }
