@@ -2,8 +2,8 @@
 processes, each history checked (register, set, and the bank: SQL through the
 sqlite backend, and the lock service: one lock, dying holders, a fenced
 register); the proxy's faults; the unsafe-read switch must be caught (by the
-register and by the bank checker), and a lock-delay the nodes do not keep by
-the lock checker. About 5 minutes on 2 cores. Soak runs: tests/chaos/run_chaos.py --long.
+register and by the bank checker), and a lock-delay the nodes do not keep and
+an unfenced resource by the lock checker. About 5 minutes on 2 cores. Soak runs: tests/chaos/run_chaos.py --long.
 
 Every run prints: ops (ok / failed / unknown), faults injected, checker time; a
 failure prints the minimal failing sub-history, the seed, the replay command and
@@ -85,19 +85,24 @@ def test_unsafe_follower_reads_are_caught_by_the_bank(tmp_path):
     pytest.fail("the unsafe follower reads were not caught by the bank: " + "; ".join(tried))
 
 
-def test_a_lock_handed_on_before_its_lock_delay_is_caught(tmp_path, monkeypatch):
-    """The nodes run without the lock-delay the checker expects (0 instead of
-    1 s): a dying holder's lock reaches the next waiter right at its expiry,
-    and the lock checker must say so (about 12 s, no faults)."""
+def test_a_lock_handed_on_early_and_an_unfenced_resource_are_caught(tmp_path, monkeypatch):
+    """Two planted bugs in one short run (about 12 s, no faults): the nodes run
+    without the lock-delay the checker expects (0 instead of 1 s), so a dying
+    holder's lock reaches the next waiter right at its expiry; and the resource
+    forgets to compare tokens, so the dying holder's zombie writes land after the
+    next holder's. The lock checker must report both."""
     from synod_chaos import lock_workload
     monkeypatch.setattr(lock_workload.LockWorkload, "node_args",
                         ("--backend-option", "lock.lock_delay_ms=0",
                          "--lock-tick-ms", str(lock_workload.TICK_MS)))
+    monkeypatch.setattr(lock_workload.LockWorkload, "FENCED", False)
     r = run(RunConfig(seed=7201, nodes=3, nemeses=[], workload="lock", duration=8, quiet=True,
                       out_dir=str(tmp_path)))
     print("\n".join(r.summary().splitlines()[:9]))  # the numbers and the first violations
     assert r.outcome == "violation", r.summary()
     assert "lock-delay: session" in r.explanation and "never released" in r.explanation
+    assert "fence: the resource accepted token" in r.explanation
+    assert "out of token order" in r.explanation
 
 
 def test_schedule_is_a_function_of_the_seed():

@@ -383,8 +383,8 @@ def check(ops: list[Op], final: dict | None = None, lock: str = "chaos") -> Resu
             if since <= e + delay:
                 violation(f"lock-delay: session {s} (token {t}) never released; its session was "
                           f"alive until at least {e} (log ms), yet token {t2} was granted to "
-                          f"session {s2} at {since}, {since - e} ms later (needs > TTL... + lock-"
-                          f"delay {delay} ms)", e_max[s][1], since_op)
+                          f"session {s2} at {since}, {since - e} ms later (it must wait for the "
+                          f"expiry and then the lock-delay, {delay} ms)", e_max[s][1], since_op)
             elif final_ka is not None and e_max[s][1] is final_ka:
                 res.dying_released.append(since - e - delay)
         if s in last_cmd and ttl_of.get(s, ttl) is not None:

@@ -91,6 +91,10 @@ class LockWorkload(Workload):
     node_args = ("--backend-option", f"lock.lock_delay_ms={LOCK_DELAY_MS}",
                  "--lock-tick-ms", str(TICK_MS))
 
+    # TEST ONLY (test_chaos.py): False makes the resource forget to check tokens,
+    # so a zombie's writes land after a newer holder's and the checker must say so.
+    FENCED = True
+
     def __init__(self, opts):
         super().__init__(opts)
         self.states: dict[int, _State] = {}
@@ -390,7 +394,7 @@ class LockWorkload(Workload):
         r = kv_result(resp)
         prev = r.value.decode() if r.found else None
         v["prev"] = prev
-        if prev is not None and int(prev.split("/", 1)[0]) > v["token"]:
+        if self.FENCED and prev is not None and int(prev.split("/", 1)[0]) > v["token"]:
             op.ok, op.result = False, "stale"
             return
         cmd = kv.KvCommand(op=kv.KvCommand.CAS, key=FENCE_KEY, value=v["val"].encode())
