@@ -299,11 +299,17 @@ def check(ops: list[Op], final: dict | None = None, lock: str = "chaos") -> Resu
     # A session missing from a list never comes back.
     lists = [x for x in snaps if x[2] is not None]
     gone_at: dict[int, tuple[float, Op, int]] = {}  # session -> first list without it (by end)
-    for o, view, sessions, now in sorted(lists, key=lambda x: x[0].complete):
-        for s, op_open in opened.items():
-            if s in sessions or s in gone_at or op_open.complete is None or op_open.complete >= o.invoke:
-                continue
-            gone_at[s] = (o.complete, o, now)
+    opens = sorted((op_open.complete, s) for s, op_open in opened.items()
+                   if op_open.complete is not None)
+    k, live = 0, set()  # sessions opened before the snapshot began and not yet seen gone
+    for o, view, sessions, now in sorted(lists, key=lambda x: x[0].invoke):
+        while k < len(opens) and opens[k][0] < o.invoke:
+            live.add(opens[k][1])
+            k += 1
+        for s in live - sessions:
+            if s not in gone_at or o.complete < gone_at[s][0]:
+                gone_at[s] = (o.complete, o, now)
+        live &= sessions
     for o, view, sessions, now in lists:
         for s in sessions:
             g = gone_at.get(s)
