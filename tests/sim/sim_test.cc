@@ -109,7 +109,7 @@ TEST(Faults, ParseRejectsUnknownNames) {
   EXPECT_FALSE(Faults::parse("loss,gremlins", &f, &error));
   EXPECT_NE(error.find("gremlins"), std::string::npos);
   EXPECT_TRUE(Faults::parse("all", &f, &error));
-  EXPECT_EQ(f.to_string(), "loss,dup,reorder,partition,crash,pause,skew");
+  EXPECT_EQ(f.to_string(), "loss,dup,reorder,partition,crash,pause,skew,nolead");
 }
 
 }  // namespace
