@@ -40,7 +40,8 @@ results and as holders in snapshots):
   * tokens never go backwards: a grant observed before another session began
     waiting has a lower token than that session's grant;
   * FIFO: sessions queued in a snapshot are granted (their next grants) in
-    queue order;
+    queue order; a queued session (the clients never cancel) is, while its
+    session lives, still queued or holding (status never says neither);
   * the fenced register: the accepted writes form one chain (each compare-and-set
     from the previous value) whose tokens never decrease, and writes with one
     token come from one session: the resource never takes two holders' writes
@@ -369,6 +370,25 @@ def check(ops: list[Op], final: dict | None = None, lock: str = "chaos") -> Resu
                 violation(f"FIFO: snapshot at {at(o)} queued session {s1} before {s2}, but {s2} "
                           f"was granted first (token {t2} <= {t1})", o, grants[(s2, t2)]["op"],
                           grants[(s1, t1)]["op"])
+
+    # ---- a wait never vanishes: a live session that was queued (and never
+    # cancels) is queued or holds the lock until its session ends
+    queued_at: dict[object, tuple[float, Op]] = {}
+    for o in ops:
+        if o.f == ACQUIRE and o.ok and isinstance(o.result, dict) and o.result.get("waiting") \
+                and isinstance(o.value, dict) and o.complete is not None:
+            w = o.value.get("wait")
+            if w not in queued_at or o.complete < queued_at[w][0]:
+                queued_at[w] = (o.complete, o)
+    for o in ops:
+        r = o.result
+        if o.f == STATUS and o.ok and isinstance(r, dict) and "error" not in r \
+                and not r.get("held") and not r.get("waiting"):
+            q = queued_at.get(o.value.get("wait"))
+            if q is not None and q[0] < o.invoke:
+                violation(f"session {o.value.get('session')} was queued (at {at(q[1])}) and never "
+                          f"cancelled, but at {at(o)} it neither waits nor holds the lock, its "
+                          f"session alive", q[1], o)
 
     # ---- the lock-delay after a holder that never released
     ordered = sorted(grants.items(), key=lambda x: x[0][1])

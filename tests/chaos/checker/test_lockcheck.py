@@ -233,3 +233,10 @@ def test_unknown_outcomes_are_allowed():
         if o.f == "fence" and o.ok:
             o.ok, o.complete = None, None
     assert check(ops2, final).outcome == "ok"
+
+
+def test_a_wait_that_vanishes_is_flagged():
+    ops, final = correct_run()
+    find(ops, "lock_status", 2.0).result = {"held": False, "waiting": False}
+    flagged(ops, final, "session 12 was queued (at +0.140s) and never cancelled, but at +2.000s "
+                        "it neither waits nor holds")
