@@ -37,6 +37,22 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(json::accept(synod::http::render_error(error)), "an error body is not JSON");
     return 0;
   }
+  if (r->info != synod::http::ApiRequest::Info::kNone) {
+    // /status, /nodes, /readyz: answered from the node's status (a made-up
+    // one here, with the body as its strings): JSON, or /readyz's text.
+    synod::proto::NodeStatus s;
+    s.set_id(k);
+    s.set_address(body);
+    s.set_role(body);
+    s.set_apply_error(body);
+    s.set_leader(k & 1);
+    s.add_peers()->set_address(body);
+    const synod::http::InfoAnswer a = synod::http::render_info(*r, s);
+    FUZZ_CHECK(a.status == 200 || a.status == 503, "an info answer with status %d", a.status);
+    FUZZ_CHECK(r->info == synod::http::ApiRequest::Info::kReady || json::accept(a.body),
+               "an info answer that is not JSON");
+    return 0;
+  }
   const json payload = json::parse(r->payload, nullptr, false);
   FUZZ_CHECK(!payload.is_discarded(), "a payload that is not JSON");
   FUZZ_CHECK(payload.is_array() ||

@@ -194,7 +194,7 @@ InfoAnswer render_info(const ApiRequest& request, const proto::NodeStatus& s) {
                 {"peers", peers},
                 {"syncs", s.syncs()},
                 {"bytes_synced", s.bytes_synced()}};
-      a.body = json{{"node", std::move(node)}}.dump(request.pretty ? 4 : -1);
+      a.body = json{{"node", std::move(node)}}.dump(request.pretty ? 4 : -1, ' ', false, json::error_handler_t::replace);
       return a;
     }
     case ApiRequest::Info::kNodes: {
@@ -209,7 +209,7 @@ InfoAnswer render_info(const ApiRequest& request, const proto::NodeStatus& s) {
                                          {"reachable", p.connected()},
                                          {"leader", p.id() == s.leader()}};
       }
-      a.body = nodes.dump(request.pretty ? 4 : -1);
+      a.body = nodes.dump(request.pretty ? 4 : -1, ' ', false, json::error_handler_t::replace);
       return a;
     }
     case ApiRequest::Info::kReady: {
