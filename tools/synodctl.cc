@@ -11,7 +11,8 @@
 //   synodctl --cluster ... sql query "SELECT * FROM t" [--consistency linearizable]
 //   synodctl --cluster ... sql checksum   every node's content checksum at one log position
 //   synodctl --cluster ... sql shell      interactive (line editing, history, tables)
-//   synodctl --cluster ... lock acquire NAME [--ttl 10s] [--wait 30s] [--shared] [-- COMMAND ARGS...]
+//   synodctl --cluster ... lock acquire NAME [--ttl 10s] [--lock-delay 5s] [--wait 30s] [--shared]
+//            [-- COMMAND ARGS...]
 //   synodctl --cluster ... lock release NAME [--session S]
 //   synodctl --cluster ... lock show NAME | lock list
 //   synodctl --cluster ... -        one command per line from stdin, one result line each
@@ -340,6 +341,7 @@ pid_t spawn(const CtlCommand& c, std::uint64_t token, std::uint64_t session) {
 int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions& opt) {
   synod::client::LockSessionOptions so;
   so.ttl = std::chrono::milliseconds(c.ttl_ms);
+  so.lock_delay = std::chrono::milliseconds(c.lock_delay_ms);
   so.backend = c.lock_backend;
   so.call_timeout = std::chrono::milliseconds(opt.timeout_ms);
   Result opened;

@@ -4,11 +4,9 @@
 // Options:
 //   data_dir       (required) the directory of the node's lock database
 //                  (lock.sqlite); created if missing; this backend's alone.
-//   lock_delay_ms  how long a lock whose holder's session EXPIRED stays
-//                  unavailable to new grants (default 5000; 0: none). It is
-//                  part of the replicated logic: every node must use the same.
+// The lock-delay is not an option: each session carries its own in the log
+// ({"op":"open","lock_delay_ms":D}), so that every node applies the same one.
 // Any other option is refused, so a typo is an error, not a silent default.
-#include <cstdlib>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -30,18 +28,14 @@ void* lock_open(const char* const* keys, const char* const* values, size_t n, ch
       if (key == "data_dir") {
         config.data_dir = values[i];
       } else if (key == "lock_delay_ms") {
-        const std::string v = values[i];
-        char* end = nullptr;
-        const long long ms = std::strtoll(v.c_str(), &end, 10);
-        if (v.empty() || *end != '\0' || ms < 0 || ms > 86'400'000) {
-          fail(error, "option lock_delay_ms must be a number of ms from 0 to 86400000, not '" +
-                          v + "'");
-          return nullptr;
-        }
-        config.lock_delay_ms = ms;
+        fail(error,
+             "option lock_delay_ms is gone: the lock-delay is chosen per session by the client "
+             "(LockSessionOptions::lock_delay, synodctl lock acquire --lock-delay, the open "
+             "command's \"lock_delay_ms\"), so that every node applies the same one");
+        return nullptr;
       } else {
         fail(error,
-             "unknown option '" + std::string(key) + "' (known: data_dir, lock_delay_ms)");
+             "unknown option '" + std::string(key) + "' (known: data_dir)");
         return nullptr;
       }
     }

@@ -21,10 +21,12 @@ struct Parsed {
   std::string op;
   std::uint64_t session = 0;
   std::int64_t ttl_ms = 0;
+  std::int64_t lock_delay_ms = kDefaultLockDelayMs;
   std::string lock;
   bool shared = false;
   bool wait = true;
   std::uint64_t token = 0;
+  std::uint64_t req = 0;  // acquire, cancel, release: the client's request number (0: none)
 };
 
 enum class Kind { kCommand, kQuery };
@@ -116,6 +118,15 @@ bool parse(std::string_view text, Kind kind, Parsed* p, std::string* why) {
              std::to_string(kMaxTtlMs);
       return false;
     }
+    if (auto d = j.find("lock_delay_ms"); d != j.end()) {
+      const bool in_range = d->is_number_unsigned() &&
+                            d->get<std::uint64_t>() <= static_cast<std::uint64_t>(kMaxLockDelayMs);
+      if (!in_range) {
+        *why = "lock_delay_ms must be an integer from 0 to " + std::to_string(kMaxLockDelayMs);
+        return false;
+      }
+      p->lock_delay_ms = d->get<std::int64_t>();
+    }
     return true;
   }
   if (p->op == "tick" || p->op == "list" || p->op == "idle") return true;
@@ -126,6 +137,13 @@ bool parse(std::string_view text, Kind kind, Parsed* p, std::string* why) {
   if (!get_session(j, &p->session, why)) return false;
   if (p->op == "keepalive" || p->op == "close") return true;
   if (!get_lock(j, &p->lock, why)) return false;
+  if (j.contains("req")) {
+    if (!get_u64(j, "req", &p->req, why)) return false;
+    if (p->req > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+      *why = "\"req\" is too large";
+      return false;
+    }
+  }
   if (p->op == "acquire") {
     if (auto m = j.find("mode"); m != j.end()) {
       if (!m->is_string() || (*m != "exclusive" && *m != "shared")) {
@@ -213,16 +231,19 @@ class Sql {
 constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT NULL, "
-    "  last_seen_ms INTEGER NOT NULL);"
+    "  last_seen_ms INTEGER NOT NULL, lock_delay_ms INTEGER NOT NULL DEFAULT 5000);"
     "CREATE TABLE IF NOT EXISTS ended (id INTEGER PRIMARY KEY, expired INTEGER NOT NULL, "
     "  at_ms INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, unavailable_until_ms INTEGER "
     "  NOT NULL, last_token INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS holders (lock TEXT NOT NULL, session INTEGER NOT NULL, "
     "  shared INTEGER NOT NULL, token INTEGER NOT NULL, since_ms INTEGER NOT NULL, "
-    "  ord INTEGER NOT NULL, PRIMARY KEY (lock, session));"
+    "  ord INTEGER NOT NULL, req INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (lock, session));"
     "CREATE TABLE IF NOT EXISTS waiters (lock TEXT NOT NULL, session INTEGER NOT NULL, "
-    "  shared INTEGER NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (lock, session));"
+    "  shared INTEGER NOT NULL, seq INTEGER NOT NULL, req INTEGER NOT NULL DEFAULT 0, "
+    "  PRIMARY KEY (lock, session));"
+    "CREATE TABLE IF NOT EXISTS fences (session INTEGER NOT NULL, lock TEXT NOT NULL, "
+    "  req INTEGER NOT NULL, PRIMARY KEY (session, lock));"
     "INSERT OR IGNORE INTO _meta VALUES ('format', 1), ('applied', 0), ('now_ms', 0);";
 
 }  // namespace
@@ -230,10 +251,6 @@ constexpr const char* kSchema =
 // ---------------------------------------------------------------- open, load
 
 std::unique_ptr<LockStore> LockStore::open(const Config& config, std::string* error) {
-  if (config.lock_delay_ms < 0) {
-    *error = "lock_delay_ms must be >= 0";
-    return nullptr;
-  }
   if (!backend_util::make_data_dir(config.data_dir, error)) return nullptr;
   std::unique_ptr<LockStore> s(new LockStore());
   s->config_ = config;
@@ -248,7 +265,8 @@ std::unique_ptr<LockStore> LockStore::open(const Config& config, std::string* er
   sqlite3_extended_result_codes(s->db_, 1);
   sqlite3_busy_timeout(s->db_, 5000);
   if (!s->exec("PRAGMA journal_mode=WAL", error) ||
-      !s->exec("PRAGMA synchronous=NORMAL", error) || !s->exec(kSchema, error)) {
+      !s->exec("PRAGMA synchronous=NORMAL", error) || !s->exec(kSchema, error) ||
+      !s->upgrade_schema(error)) {
     *error = path + ": " + *error;
     return nullptr;
   }
@@ -274,6 +292,28 @@ bool LockStore::exec(const char* sql, std::string* error) {
   return true;
 }
 
+// A database of the first version had no per-session lock-delay (the node's
+// option was used: its sessions get the default) and no request numbers
+// (its holds and waits have none: 0).
+bool LockStore::upgrade_schema(std::string* error) {
+  const std::pair<const char*, const char*> added[] = {
+      {"sessions", "lock_delay_ms INTEGER NOT NULL DEFAULT 5000"},
+      {"holders", "req INTEGER NOT NULL DEFAULT 0"},
+      {"waiters", "req INTEGER NOT NULL DEFAULT 0"}};
+  for (const auto& [table, column] : added) {
+    const std::string name(column, std::string_view(column).find(' '));
+    bool has = false;
+    Sql q(db_, (std::string("SELECT name FROM pragma_table_info('") + table + "')").c_str());
+    while (q.row()) has = has || q.text(0) == name;
+    if (!q.ok(error)) return false;
+    if (!has && !exec((std::string("ALTER TABLE ") + table + " ADD COLUMN " + column).c_str(),
+                      error)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool LockStore::load(std::string* error) {
   applied_ = 0;
   now_ms_ = 0;
@@ -285,6 +325,7 @@ bool LockStore::load(std::string* error) {
   dirty_sessions_.clear();
   dirty_locks_.clear();
   dirty_ended_.clear();
+  dirty_fences_.clear();
   {
     Sql q(db_, "SELECT key, value FROM _meta");
     while (q.row()) {
@@ -299,11 +340,12 @@ bool LockStore::load(std::string* error) {
     if (!q.ok(error)) return false;
   }
   {
-    Sql q(db_, "SELECT id, ttl_ms, last_seen_ms FROM sessions");
+    Sql q(db_, "SELECT id, ttl_ms, last_seen_ms, lock_delay_ms FROM sessions");
     while (q.row()) {
       Session& s = sessions_[static_cast<std::uint64_t>(q.col(0))];
       s.ttl_ms = q.col(1);
       s.last_seen_ms = q.col(2);
+      s.lock_delay_ms = q.col(3);
     }
     if (!q.ok(error)) return false;
   }
@@ -322,30 +364,43 @@ bool LockStore::load(std::string* error) {
     if (!q.ok(error)) return false;
   }
   {
-    Sql q(db_, "SELECT lock, session, shared, token, since_ms FROM holders ORDER BY lock, ord");
+    Sql q(db_,
+          "SELECT lock, session, shared, token, since_ms, req FROM holders ORDER BY lock, ord");
     while (q.row()) {
       const std::string name = q.text(0);
       const auto session = static_cast<std::uint64_t>(q.col(1));
-      locks_[name].holders.push_back(
-          Holder{session, q.col(2) != 0, static_cast<std::uint64_t>(q.col(3)), q.col(4)});
+      locks_[name].holders.push_back(Holder{session, q.col(2) != 0,
+                                            static_cast<std::uint64_t>(q.col(3)), q.col(4),
+                                            static_cast<std::uint64_t>(q.col(5))});
       sessions_[session].held.insert(name);
     }
     if (!q.ok(error)) return false;
   }
   {
-    Sql q(db_, "SELECT lock, session, shared, seq FROM waiters ORDER BY lock, seq, session");
+    Sql q(db_,
+          "SELECT lock, session, shared, seq, req FROM waiters ORDER BY lock, seq, session");
     while (q.row()) {
       const std::string name = q.text(0);
       const auto session = static_cast<std::uint64_t>(q.col(1));
-      locks_[name].waiters.push_back(
-          Waiter{session, q.col(2) != 0, static_cast<std::uint64_t>(q.col(3))});
+      locks_[name].waiters.push_back(Waiter{session, q.col(2) != 0,
+                                            static_cast<std::uint64_t>(q.col(3)),
+                                            static_cast<std::uint64_t>(q.col(4))});
       sessions_[session].waiting.insert(name);
+    }
+    if (!q.ok(error)) return false;
+  }
+  {
+    Sql q(db_, "SELECT session, lock, req FROM fences");
+    while (q.row()) {
+      sessions_[static_cast<std::uint64_t>(q.col(0))].fences[q.text(1)] =
+          static_cast<std::uint64_t>(q.col(2));
     }
     if (!q.ok(error)) return false;
   }
   for (const auto& [id, s] : sessions_) {
     if (s.ttl_ms == 0) {
-      *error = "holder or waiter of a session " + std::to_string(id) + " that does not exist";
+      *error = "holder, waiter or fence of a session " + std::to_string(id) +
+               " that does not exist";
       return false;
     }
     by_expiry_.insert({s.expires_ms(), id});
@@ -420,10 +475,27 @@ bool LockStore::persist(std::uint64_t position, std::string* error) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) {
       if (!Sql(db_, "DELETE FROM sessions WHERE id = ?").u(id).run(error)) return false;
-    } else if (!Sql(db_, "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)")
+    } else if (!Sql(db_, "INSERT OR REPLACE INTO sessions (id, ttl_ms, last_seen_ms, "
+                         "lock_delay_ms) VALUES (?, ?, ?, ?)")
                     .u(id)
                     .i(it->second.ttl_ms)
                     .i(it->second.last_seen_ms)
+                    .i(it->second.lock_delay_ms)
+                    .run(error)) {
+      return false;
+    }
+  }
+  for (const auto& [id, name] : dirty_fences_) {
+    auto it = sessions_.find(id);
+    const auto f = it == sessions_.end() ? nullptr : &it->second.fences;
+    if (f == nullptr || !f->contains(name)) {
+      if (!Sql(db_, "DELETE FROM fences WHERE session = ? AND lock = ?").u(id).s(name).run(error)) {
+        return false;
+      }
+    } else if (!Sql(db_, "INSERT OR REPLACE INTO fences VALUES (?, ?, ?)")
+                    .u(id)
+                    .s(name)
+                    .u(f->at(name))
                     .run(error)) {
       return false;
     }
@@ -460,23 +532,25 @@ bool LockStore::persist(std::uint64_t position, std::string* error) {
     }
     for (size_t k = 0; k < l.holders.size(); ++k) {
       const Holder& h = l.holders[k];
-      if (!Sql(db_, "INSERT INTO holders VALUES (?, ?, ?, ?, ?, ?)")
+      if (!Sql(db_, "INSERT INTO holders VALUES (?, ?, ?, ?, ?, ?, ?)")
                .s(name)
                .u(h.session)
                .i(h.shared ? 1 : 0)
                .u(h.token)
                .i(h.since_ms)
                .i(static_cast<std::int64_t>(k))
+               .u(h.req)
                .run(error)) {
         return false;
       }
     }
     for (const Waiter& w : l.waiters) {
-      if (!Sql(db_, "INSERT INTO waiters VALUES (?, ?, ?, ?)")
+      if (!Sql(db_, "INSERT INTO waiters VALUES (?, ?, ?, ?, ?)")
                .s(name)
                .u(w.session)
                .i(w.shared ? 1 : 0)
                .u(w.seq)
+               .u(w.req)
                .run(error)) {
         return false;
       }
@@ -490,6 +564,7 @@ bool LockStore::persist(std::uint64_t position, std::string* error) {
   dirty_sessions_.clear();
   dirty_locks_.clear();
   dirty_ended_.clear();
+  dirty_fences_.clear();
   return true;
 }
 
@@ -524,7 +599,7 @@ void LockStore::expire(std::uint64_t slot) {
     for (const std::string& name : std::set<std::string>(s.held)) {
       remove_holder(name, id);
       Lock& l = locks_.at(name);
-      l.unavailable_until_ms = std::max(l.unavailable_until_ms, now_ms_ + config_.lock_delay_ms);
+      l.unavailable_until_ms = std::max(l.unavailable_until_ms, now_ms_ + s.lock_delay_ms);
       touched.insert(name);
     }
     end_session(id, /*expired=*/true);
@@ -535,6 +610,7 @@ void LockStore::expire(std::uint64_t slot) {
 void LockStore::end_session(std::uint64_t id, bool expired) {
   auto it = sessions_.find(id);
   if (it != sessions_.end()) {
+    for (const auto& f : it->second.fences) dirty_fences_.insert({id, f.first});
     by_expiry_.erase({it->second.expires_ms(), id});
     sessions_.erase(it);
     dirty_sessions_.insert(id);
@@ -578,8 +654,8 @@ bool LockStore::grantable_now(const Lock& l, bool shared, std::uint64_t slot) co
 }
 
 void LockStore::grant(const std::string& name, Lock& l, std::uint64_t session, bool shared,
-                      std::uint64_t slot) {
-  l.holders.push_back(Holder{session, shared, slot, now_ms_});
+                      std::uint64_t slot, std::uint64_t req) {
+  l.holders.push_back(Holder{session, shared, slot, now_ms_, req});
   l.last_token = std::max(l.last_token, slot);
   Session& s = sessions_.at(session);
   s.held.insert(name);
@@ -595,7 +671,7 @@ void LockStore::try_grant(const std::string& name, std::uint64_t slot) {
     const Waiter w = l.waiters.front();
     if (!grantable_now(l, w.shared, slot)) break;
     l.waiters.pop_front();
-    grant(name, l, w.session, w.shared, slot);
+    grant(name, l, w.session, w.shared, slot, w.req);
     if (!w.shared) break;
   }
   if (l.waiters.empty()) return;
@@ -627,10 +703,13 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
     const std::uint64_t id = ctx.slot;
     Session& s = sessions_[id];
     s.ttl_ms = p.ttl_ms;
+    s.lock_delay_ms = p.lock_delay_ms;
     s.last_seen_ms = now_ms_;
     by_expiry_.insert({s.expires_ms(), id});
     dirty_sessions_.insert(id);
-    return json{{"session", id}, {"expires_ms", s.expires_ms()}}.dump();
+    return json{{"session", id}, {"expires_ms", s.expires_ms()},
+                {"lock_delay_ms", s.lock_delay_ms}}
+        .dump();
   }
   auto sit = sessions_.find(p.session);
   if (sit == sessions_.end()) {
@@ -654,6 +733,16 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
     for (const std::string& name : touched) try_grant(name, ctx.slot);
     return json{{"closed", true}}.dump();
   }
+  // A release or cancel with a request number fences this session's acquires
+  // of the lock up to it: one still on its way (a retry, a call that timed
+  // out) is refused when it arrives, so it cannot leave a hold nobody knows of.
+  if (p.op != "acquire" && p.req != 0) {
+    std::uint64_t& fence = s.fences[p.lock];
+    if (p.req > fence) {
+      fence = p.req;
+      dirty_fences_.insert({p.session, p.lock});
+    }
+  }
   if (p.op != "acquire" && !locks_.contains(p.lock)) {
     return p.op == "cancel" ? json{{"cancelled", false}}.dump() : error_result("not held");
   }
@@ -664,10 +753,21 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
   auto waiting = std::find_if(l.waiters.begin(), l.waiters.end(),
                               [&](const Waiter& w) { return w.session == p.session; });
   if (p.op == "acquire") {
+    if (p.req != 0) {
+      auto f = s.fences.find(p.lock);
+      if (f != s.fences.end() && p.req <= f->second) {
+        return json{{"error", "request " + std::to_string(p.req) +
+                                  " was superseded by a later release or cancel of this "
+                                  "session (request " + std::to_string(f->second) + ")"},
+                    {"superseded", true}}
+            .dump();
+      }
+    }
     if (held != l.holders.end()) {
       if (held->shared != p.shared) {
         return error_result(std::string("already held in ") + mode_name(held->shared) + " mode");
       }
+      held->req = std::max(held->req, p.req);
       return json{{"granted", true}, {"token", held->token}, {"lock", p.lock},
                   {"mode", mode_name(p.shared)}}
           .dump();
@@ -677,18 +777,19 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
         return error_result(std::string("already waiting in ") + mode_name(waiting->shared) +
                             " mode");
       }
+      waiting->req = std::max(waiting->req, p.req);
       return json{{"granted", false}, {"waiting", true},
                   {"position", waiting - l.waiters.begin() + 1}}
           .dump();
     }
     if (l.waiters.empty() && grantable_now(l, p.shared, ctx.slot)) {
-      grant(p.lock, l, p.session, p.shared, ctx.slot);
+      grant(p.lock, l, p.session, p.shared, ctx.slot, p.req);
       return json{{"granted", true}, {"token", ctx.slot}, {"lock", p.lock},
                   {"mode", mode_name(p.shared)}}
           .dump();
     }
     if (p.wait) {
-      l.waiters.push_back(Waiter{p.session, p.shared, ctx.slot});
+      l.waiters.push_back(Waiter{p.session, p.shared, ctx.slot, p.req});
       s.waiting.insert(p.lock);
       const std::size_t position = l.waiters.size();
       try_grant(p.lock, ctx.slot);  // registers a lock-delay's end (grants nothing)
@@ -702,13 +803,24 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
     return r.dump();
   }
   if (p.op == "cancel") {
-    if (waiting != l.waiters.end()) {
+    // With a request number: only what acquires up to it asked for.
+    if (waiting != l.waiters.end() && (p.req == 0 || waiting->req <= p.req)) {
       remove_waiter(p.lock, p.session);
       try_grant(p.lock, ctx.slot);  // a waiter ahead of others may have blocked them
       return json{{"cancelled", true}}.dump();
     }
     if (held != l.holders.end()) {
-      return json{{"cancelled", false}, {"held", true}, {"token", held->token}}.dump();
+      const std::uint64_t token = held->token;
+      if (p.req != 0 && held->req <= p.req) {
+        // Granted to an acquire the cancel covers: released (no lock-delay).
+        remove_holder(p.lock, p.session);
+        try_grant(p.lock, ctx.slot);
+        return json{{"cancelled", true}, {"released", true}, {"token", token}}.dump();
+      }
+      return json{{"cancelled", false}, {"held", true}, {"token", token}}.dump();
+    }
+    if (waiting != l.waiters.end()) {
+      return json{{"cancelled", false}, {"waiting", true}}.dump();  // a newer acquire's wait
     }
     return json{{"cancelled", false}}.dump();
   }
@@ -771,7 +883,10 @@ bool LockStore::query(std::string_view request, std::string* result, std::string
     }
     json sessions = json::array();
     for (const auto& [id, s] : sessions_) {
-      sessions.push_back({{"session", id}, {"ttl_ms", s.ttl_ms}, {"expires_ms", s.expires_ms()}});
+      sessions.push_back({{"session", id},
+                          {"ttl_ms", s.ttl_ms},
+                          {"lock_delay_ms", s.lock_delay_ms},
+                          {"expires_ms", s.expires_ms()}});
     }
     *result = json{{"locks", std::move(locks)}, {"sessions", std::move(sessions)},
                    {"now_ms", now_ms_}}

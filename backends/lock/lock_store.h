@@ -8,17 +8,22 @@
 // Commands (Command.payload for backend "lock") are JSON objects; results are
 // JSON objects. S is a session id, T a fencing token, both log positions.
 //
-//   {"op":"open","ttl_ms":10000}            -> {"session":S,"expires_ms":E}
+//   {"op":"open","ttl_ms":10000,"lock_delay_ms":5000}
+//                                           -> {"session":S,"expires_ms":E,"lock_delay_ms":D}
 //   {"op":"keepalive","session":S}          -> {"session":S,"expires_ms":E}
 //   {"op":"close","session":S}              -> {"closed":true}
-//   {"op":"acquire","session":S,"lock":"NAME","mode":"exclusive"|"shared","wait":true|false}
+//   {"op":"acquire","session":S,"lock":"NAME","mode":"exclusive"|"shared","wait":true|false,
+//    "req":R}
 //        -> {"granted":true,"token":T,"lock":NAME,"mode":M}
 //         | {"granted":false,"waiting":true,"position":k}          (queued; k = 1 is next)
 //         | {"granted":false,"waiting":false,"holder_session":H,"unavailable_until_ms":X}
-//   {"op":"cancel","session":S,"lock":NAME} -> {"cancelled":true}
+//         | {"error":"request R was superseded ...","superseded":true}
+//   {"op":"cancel","session":S,"lock":NAME,"req":R} -> {"cancelled":true}
+//         | {"cancelled":true,"released":true,"token":T}  (with req: a grant it covers, released)
 //         | {"cancelled":false,"held":true,"token":T}  (granted before the cancel: release it)
+//         | {"cancelled":false,"waiting":true}         (a wait of a newer request)
 //         | {"cancelled":false}                        (neither waiting nor holding)
-//   {"op":"release","session":S,"lock":NAME} -> {"released":true} | {"error":"not held"}
+//   {"op":"release","session":S,"lock":NAME,"req":R} -> {"released":true} | {"error":"not held"}
 //   {"op":"tick"}                            -> {}    (only advances the clock)
 //
 // mode defaults to "exclusive", wait to true. A command on a session that is
@@ -41,11 +46,15 @@
 //   {"op":"idle"} -> {"idle":true|false}   (true: no session, so a tick would change
 //         nothing; the leader then skips its ticks)
 //
+// The lock-delay is the session's, chosen by the client when it opens it (as in
+// Chubby): 0 .. kMaxLockDelayMs, kDefaultLockDelayMs when the open does not say.
+// It is in the log, not in a node's options, so every node applies the same.
+//
 // Time comes ONLY from the log: now_ms = max(now_ms, ctx.timestamp_ms) of the
 // command being applied (stamped by the proposer). Before each command, every
 // session with last_seen_ms + ttl_ms < now_ms expires: its waits are dropped,
 // its held locks released, and each such lock is unavailable to new grants
-// until now_ms + lock_delay_ms (the lock-delay); then waiters are granted in
+// until now_ms + that session's lock_delay_ms (the lock-delay); then waiters are granted in
 // FIFO order at the first command at or after that time (the leader's ticks
 // make sure there is one). close and release free a lock at once.
 //
@@ -60,6 +69,15 @@
 //
 // Acquire is idempotent: a session that already holds the lock in that mode
 // gets the same grant and token again; one already waiting keeps its place.
+//
+// Request numbers ("req", optional, >= 1, chosen by the client and rising per
+// session) close the gap that idempotence leaves: an acquire whose answer was
+// lost may still be on its way (a retry, a node's queue, a proposal a later
+// leader completes) after the client gave up on it. A release or cancel with
+// req R fences the session's acquires of that lock up to R: one applied later
+// is refused ("superseded"). A cancel with req R also ends a wait or a hold
+// that only acquires up to R asked for (a later acquire of the same grant
+// keeps it). The fences are kept until the session ends.
 //
 // Positions: the last applied position, now_ms and every changed row are
 // written in one SQLite transaction per batch; positions at or below
@@ -86,6 +104,8 @@ namespace synod::lock {
 // The limits validate() and apply() hold commands to.
 inline constexpr std::int64_t kMinTtlMs = 1000;
 inline constexpr std::int64_t kMaxTtlMs = 600000;
+inline constexpr std::int64_t kDefaultLockDelayMs = 5000;
+inline constexpr std::int64_t kMaxLockDelayMs = 300000;
 inline constexpr std::size_t kMaxLockName = 256;
 // How many ended (expired or closed) sessions are remembered, to tell a client
 // "expired" rather than "unknown session"; the lowest ids are forgotten first.
@@ -94,8 +114,7 @@ inline constexpr std::size_t kEndedKept = 10000;
 class LockStore {
  public:
   struct Config {
-    std::string data_dir;              // required; created if missing; holds lock.sqlite
-    std::int64_t lock_delay_ms = 5000;  // MUST be the same on every node
+    std::string data_dir;  // required; created if missing; holds lock.sqlite
   };
 
   static std::unique_ptr<LockStore> open(const Config& config, std::string* error);
@@ -120,9 +139,13 @@ class LockStore {
  private:
   struct Session {
     std::int64_t ttl_ms = 0;
+    std::int64_t lock_delay_ms = kDefaultLockDelayMs;
     std::int64_t last_seen_ms = 0;
     std::set<std::string> held;
     std::set<std::string> waiting;
+    // lock -> the highest request number a release or cancel of this session
+    // named: an acquire with a request number at or below it is refused.
+    std::map<std::string, std::uint64_t> fences;
     std::int64_t expires_ms() const { return last_seen_ms + ttl_ms; }
   };
   struct Holder {
@@ -130,11 +153,13 @@ class LockStore {
     bool shared = false;
     std::uint64_t token = 0;
     std::int64_t since_ms = 0;
+    std::uint64_t req = 0;  // the newest acquire that asked for it (request number)
   };
   struct Waiter {
     std::uint64_t session = 0;
     bool shared = false;
     std::uint64_t seq = 0;  // the position that queued it (FIFO order)
+    std::uint64_t req = 0;  // the newest acquire that asked for it (request number)
   };
   struct Lock {
     std::vector<Holder> holders;  // in grant order
@@ -148,6 +173,7 @@ class LockStore {
   };
 
   LockStore() = default;
+  bool upgrade_schema(std::string* error);
   bool load(std::string* error);  // memory state from the database
   bool exec(const char* sql, std::string* error);
   bool persist(std::uint64_t position, std::string* error);
@@ -158,7 +184,7 @@ class LockStore {
   void expire(std::uint64_t slot);
   void try_grant(const std::string& name, std::uint64_t slot);
   void grant(const std::string& name, Lock& l, std::uint64_t session, bool shared,
-             std::uint64_t slot);
+             std::uint64_t slot, std::uint64_t req);
   void remove_holder(const std::string& name, std::uint64_t session);
   void remove_waiter(const std::string& name, std::uint64_t session);
   void touch(std::uint64_t id);  // a keepalive
@@ -185,6 +211,7 @@ class LockStore {
   std::set<std::uint64_t> dirty_sessions_;
   std::set<std::string> dirty_locks_;
   std::set<std::uint64_t> dirty_ended_;
+  std::set<std::pair<std::uint64_t, std::string>> dirty_fences_;
 };
 
 }  // namespace synod::lock

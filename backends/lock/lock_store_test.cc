@@ -1,6 +1,7 @@
 #include "backends/lock/lock_store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -34,9 +35,9 @@ class TempDir {
 
 constexpr std::int64_t kT0 = 1'700'000'000'000;  // log time of the first command
 
-std::unique_ptr<LockStore> open_store(const TempDir& dir, std::int64_t lock_delay_ms) {
+std::unique_ptr<LockStore> open_store(const TempDir& dir) {
   std::string error;
-  auto s = LockStore::open({.data_dir = dir.path(), .lock_delay_ms = lock_delay_ms}, &error);
+  auto s = LockStore::open({.data_dir = dir.path()}, &error);
   EXPECT_NE(s, nullptr) << error;
   return s;
 }
@@ -57,7 +58,7 @@ json query_on(LockStore& s, const json& req) {
 // backends' commands sit between) and at log times the test chooses.
 class LockStoreTest : public ::testing::Test {
  public:
-  void SetUp() override { store_ = open_store(dir_, delay_); }
+  void SetUp() override { store_ = open_store(dir_); }
 
   // The command at the next position (2 further on), at log time kT0 + t.
   json run(const json& cmd, std::int64_t t) {
@@ -66,7 +67,7 @@ class LockStoreTest : public ::testing::Test {
   }
   json q(const json& req) { return query_on(*store_, req); }
   std::uint64_t open_session(std::int64_t t, std::int64_t ttl_ms = 10000) {
-    json r = run({{"op", "open"}, {"ttl_ms", ttl_ms}}, t);
+    json r = run({{"op", "open"}, {"ttl_ms", ttl_ms}, {"lock_delay_ms", delay_}}, t);
     EXPECT_EQ(r["session"], position_) << r;
     return position_;
   }
@@ -316,6 +317,82 @@ TEST_F(LockStoreTest, CheckTellsTheCurrentTokenFromOldOnes) {
   EXPECT_EQ(q({{"op", "check"}, {"lock", "L"}, {"token", ta}})["current"], false);
 }
 
+TEST_F(LockStoreTest, EachSessionKeepsTheLockDelayItOpenedWith) {
+  // Without "lock_delay_ms" the default; else the session's own, in the log.
+  EXPECT_EQ(run({{"op", "open"}, {"ttl_ms", 1000}}, 0)["lock_delay_ms"], kDefaultLockDelayMs);
+  const auto quick = position_;
+  const auto none = run({{"op", "open"}, {"ttl_ms", 1000}, {"lock_delay_ms", 0}}, 0)["session"]
+                        .get<std::uint64_t>();
+  const auto two_s = run({{"op", "open"}, {"ttl_ms", 1000}, {"lock_delay_ms", 2000}}, 0)["session"]
+                         .get<std::uint64_t>();
+  const auto w = open_session(0, 60000);
+  acquire(quick, "Q", 10);
+  acquire(none, "N", 10);
+  acquire(two_s, "T", 10);
+  for (const char* name : {"Q", "N", "T"}) acquire(w, name, 10);
+  tick(1011);  // all three holders expire at 1010 (last seen at 10)
+  EXPECT_EQ(show("Q")["unavailable_until_ms"], kT0 + 1011 + kDefaultLockDelayMs);
+  EXPECT_EQ(show("T")["unavailable_until_ms"], kT0 + 1011 + 2000);
+  tick(1012);  // no lock-delay: the next command grants N
+  EXPECT_EQ(holders(show("N")), std::vector<std::uint64_t>{w});
+  tick(3010);
+  EXPECT_TRUE(holders(show("T")).empty());
+  tick(3011);
+  EXPECT_EQ(holders(show("T")), std::vector<std::uint64_t>{w});
+  EXPECT_TRUE(holders(show("Q")).empty());
+  tick(6011);
+  EXPECT_EQ(holders(show("Q")), std::vector<std::uint64_t>{w});
+}
+
+TEST_F(LockStoreTest, ReleaseAndCancelFenceOlderAcquiresOfTheSession) {
+  const auto a = open_session(0), b = open_session(0);
+  auto acq = [&](std::uint64_t s, std::uint64_t req, std::int64_t t) {
+    return run({{"op", "acquire"}, {"session", s}, {"lock", "L"}, {"req", req}}, t);
+  };
+  // A retry of acquire 1 that arrives after the release it was followed by
+  // is refused: no hold nobody knows of.
+  EXPECT_EQ(acq(a, 1, 10)["granted"], true);
+  EXPECT_EQ(run({{"op", "release"}, {"session", a}, {"lock", "L"}, {"req", 2}}, 20),
+            (json{{"released", true}}));
+  json late = acq(a, 1, 30);
+  EXPECT_EQ(late["superseded"], true) << late;
+  EXPECT_TRUE(holders(show("L")).empty());
+  // A newer request is served.
+  const std::uint64_t t3 = acq(a, 3, 40)["token"];
+  EXPECT_EQ(holders(show("L")), std::vector<std::uint64_t>{a});
+  // b waits with request 1 and gives up (cancel 1); its acquire arriving
+  // again afterwards does not queue it again.
+  EXPECT_EQ(acq(b, 1, 50)["waiting"], true);
+  EXPECT_EQ(run({{"op", "cancel"}, {"session", b}, {"lock", "L"}, {"req", 1}}, 60),
+            (json{{"cancelled", true}}));
+  EXPECT_EQ(acq(b, 1, 70)["superseded"], true);
+  EXPECT_TRUE(waiters(show("L")).empty());
+  // A cancel covering the acquire that was granted releases the grant...
+  EXPECT_EQ(run({{"op", "cancel"}, {"session", a}, {"lock", "L"}, {"req", 3}}, 80),
+            (json{{"cancelled", true}, {"released", true}, {"token", t3}}));
+  EXPECT_TRUE(holders(show("L")).empty());
+  // ...but not one a newer acquire asked for again (same grant, same token).
+  const std::uint64_t t5 = acq(a, 5, 90)["token"];
+  EXPECT_EQ(acq(a, 7, 100)["token"], t5);
+  EXPECT_EQ(run({{"op", "cancel"}, {"session", a}, {"lock", "L"}, {"req", 6}}, 110),
+            (json{{"cancelled", false}, {"held", true}, {"token", t5}}));
+  // Likewise a wait: b's newer acquire keeps its place past a cancel of an older one.
+  EXPECT_EQ(acq(b, 4, 120)["waiting"], true);
+  EXPECT_EQ(run({{"op", "cancel"}, {"session", b}, {"lock", "L"}, {"req", 3}}, 130),
+            (json{{"cancelled", false}, {"waiting", true}}));
+  EXPECT_EQ(waiters(show("L")), std::vector<std::uint64_t>{b});
+  // Without request numbers: as before (no fence; cancel reports a grant).
+  EXPECT_EQ(run({{"op", "cancel"}, {"session", a}, {"lock", "L"}}, 140)["held"], true);
+  // The fences are part of the state: they survive a reopen.
+  store_.reset();
+  store_ = open_store(dir_);
+  EXPECT_EQ(acq(b, 1, 150)["superseded"], true);
+  EXPECT_EQ(run({{"op", "release"}, {"session", a}, {"lock", "L"}, {"req", 8}}, 160),
+            (json{{"released", true}}));
+  EXPECT_EQ(acq(a, 7, 170)["superseded"], true);
+  EXPECT_EQ(holders(show("L")), std::vector<std::uint64_t>{b});  // b's wait 4 was granted
+}
+
 // lock_delay_ms = 0: a lock freed and granted again inside one command would
 // hand out the same token twice; the second grant waits for the next command.
 class NoDelayTest : public LockStoreTest {
@@ -379,7 +456,7 @@ TEST_F(LockStoreTest, ReopenResumesTheState) {
   const json before = q({{"op", "list"}});
   const auto applied = store_->last_applied();
   store_.reset();
-  store_ = open_store(dir_, delay_);
+  store_ = open_store(dir_);
   EXPECT_EQ(store_->last_applied(), applied);
   EXPECT_EQ(q({{"op", "list"}}), before);
   EXPECT_EQ(run({{"op", "keepalive"}, {"session", a}}, 2000)["expired"], true);
@@ -392,14 +469,18 @@ TEST_F(LockStoreTest, ReopenResumesTheState) {
 
 TEST(LockStoreValidate, RefusesMalformedCommands) {
   TempDir dir;
-  auto s = open_store(dir, 5000);
+  auto s = open_store(dir);
   const std::string big(257, 'x');
   for (const std::string& bad : std::vector<std::string>{
            "", "nope", "[]", "42", R"({})", R"({"op":5})", R"({"op":"lock"})",
            R"({"op":"status","session":1,"lock":"a"})",  // a query
            R"({"op":"open"})", R"({"op":"open","ttl_ms":999})", R"({"op":"open","ttl_ms":600001})",
            R"({"op":"open","ttl_ms":"5000"})", R"({"op":"open","ttl_ms":1e4})",
-           R"({"op":"open","ttl_ms":18446744073709551615})", R"({"op":"keepalive"})",
+           R"({"op":"open","ttl_ms":18446744073709551615})",
+           R"({"op":"open","ttl_ms":5000,"lock_delay_ms":-1})",
+           R"({"op":"open","ttl_ms":5000,"lock_delay_ms":300001})",
+           R"({"op":"open","ttl_ms":5000,"lock_delay_ms":"1s"})",
+           R"({"op":"open","ttl_ms":5000,"lock_delay_ms":1.5})", R"({"op":"keepalive"})",
            R"({"op":"keepalive","session":0})", R"({"op":"keepalive","session":-3})",
            R"({"op":"keepalive","session":"3"})", R"({"op":"close","session":1.5})",
            R"({"op":"acquire","session":1})", R"({"op":"acquire","session":1,"lock":""})",
@@ -408,6 +489,9 @@ TEST(LockStoreValidate, RefusesMalformedCommands) {
            R"({"op":"acquire","session":1,"lock":"a","mode":"read"})",
            R"({"op":"acquire","session":1,"lock":"a","wait":"yes"})",
            R"({"op":"release","session":1})", R"({"op":"cancel","lock":"a"})",
+           R"({"op":"acquire","session":1,"lock":"a","req":-1})",
+           R"({"op":"cancel","session":1,"lock":"a","req":"2"})",
+           R"({"op":"release","session":1,"lock":"a","req":9223372036854775808})",
            "{\"op\":\"acquire\",\"session\":1,\"lock\":\"\xff\"}"}) {
     std::string why;
     EXPECT_FALSE(s->validate(bad, &why)) << bad;
@@ -423,12 +507,16 @@ TEST(LockStoreValidate, RefusesMalformedCommands) {
   const std::string name256(256, 'y');
   for (const std::string& good : std::vector<std::string>{
            R"({"op":"tick"})", R"({"op":"open","ttl_ms":1000})", R"({"op":"open","ttl_ms":600000})",
+           R"({"op":"open","ttl_ms":1000,"lock_delay_ms":0})",
+           R"({"op":"open","ttl_ms":1000,"lock_delay_ms":300000})",
            R"({"op":"keepalive","session":7})", R"({"op":"close","session":7})",
            R"({"op":"acquire","session":7,"lock":"a"})",
            R"({"op":"acquire","session":7,"lock":"a","mode":"shared","wait":false})",
            R"({"op":"acquire","session":7,"lock":"ünïcødé/path"})",
            R"({"op":"acquire","session":7,"lock":")" + name256 + R"("})",
            R"({"op":"cancel","session":7,"lock":"a"})",
+           R"({"op":"cancel","session":7,"lock":"a","req":3})",
+           R"({"op":"acquire","session":7,"lock":"a","req":9223372036854775807})",
            R"({"op":"release","session":7,"lock":"a","extra":1})"}) {
     std::string why;
     EXPECT_TRUE(s->validate(good, &why)) << good << ": " << why;
@@ -439,11 +527,36 @@ TEST(LockStoreValidate, RefusesMalformedCommands) {
   EXPECT_TRUE(query_on(*s, json{{"op", "check"}, {"lock", "a"}}).contains("error"));
 }
 
-TEST(LockStoreOpen, RefusesANegativeLockDelay) {
+TEST(LockStoreOpen, ADatabaseWithoutPerSessionLockDelaysIsUpgraded) {
+  // The first format kept no lock-delay per session (the node's option was
+  // used): its sessions get the default, and new ones their own.
   TempDir dir;
-  std::string error;
-  EXPECT_EQ(LockStore::open({.data_dir = dir.path(), .lock_delay_ms = -1}, &error), nullptr);
-  EXPECT_NE(error.find("lock_delay_ms"), std::string::npos);
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir.path() + "/lock.sqlite").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE _meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                           "CREATE TABLE sessions (id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT "
+                           "NULL, last_seen_ms INTEGER NOT NULL);"
+                           "INSERT INTO _meta VALUES ('format', 1), ('applied', 3), ('now_ms', "
+                           "1700000000000);"
+                           "INSERT INTO sessions VALUES (3, 10000, 1700000000000);",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto s = open_store(dir);
+  ASSERT_NE(s, nullptr);
+  EXPECT_EQ(s->last_applied(), 3u);
+  std::string result, error;
+  ASSERT_TRUE(s->apply(synod_apply_context{4, kT0, 0}, R"({"op":"open","ttl_ms":5000,"lock_delay_ms":0})",
+                       &result, &error))
+      << error;
+  EXPECT_EQ(json::parse(result)["lock_delay_ms"], 0);
+  const json sessions = query_on(*s, {{"op", "list"}})["sessions"];
+  ASSERT_EQ(sessions.size(), 2u) << sessions;
+  EXPECT_EQ(sessions[0]["lock_delay_ms"], kDefaultLockDelayMs);
+  EXPECT_EQ(sessions[1]["lock_delay_ms"], 0);
 }
 
 // ---------------------------------------------------------------- determinism
@@ -455,6 +568,7 @@ std::vector<std::pair<synod_apply_context, std::string>> workload(std::uint64_t 
   std::vector<std::pair<synod_apply_context, std::string>> out;
   std::vector<std::uint64_t> sessions;
   std::uint64_t position = 0;
+  std::uint64_t req = 0;
   std::int64_t t = kT0;
   const char* locks[] = {"a", "b", "c"};
   for (int i = 0; i < n; ++i) {
@@ -471,6 +585,7 @@ std::vector<std::pair<synod_apply_context, std::string>> workload(std::uint64_t 
     switch (rng() % 12) {
       case 0:
         cmd = {{"op", "open"}, {"ttl_ms", 2000 + static_cast<std::int64_t>(rng() % 4) * 2000}};
+        cmd["lock_delay_ms"] = static_cast<std::int64_t>(rng() % 4) * 500;
         sessions.push_back(position);
         break;
       case 1:
@@ -497,6 +612,11 @@ std::vector<std::pair<synod_apply_context, std::string>> workload(std::uint64_t 
         cmd = rng() % 5 == 0 ? json{{"op", "bogus"}} : json{{"op", "tick"}};
         break;
     }
+    // Request numbers, mostly rising, sometimes an old one (a late retry), sometimes none.
+    if (cmd.contains("lock") && rng() % 4 != 0) {
+      req += 1;
+      cmd["req"] = rng() % 5 == 0 ? req - std::min<std::uint64_t>(req - 1, rng() % 6) : req;
+    }
     out.push_back({synod_apply_context{position, t, rng()}, cmd.dump()});
   }
   return out;
@@ -522,9 +642,9 @@ TEST(LockStoreDeterminism, TwoStoresGivenTheSameCommandsAgreeOnEveryResult) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     const auto cmds = workload(seed, 500);
     TempDir d1, d2, d3;
-    auto one = open_store(d1, 1500);
-    auto two = open_store(d2, 1500);
-    auto three = open_store(d3, 1500);
+    auto one = open_store(d1);
+    auto two = open_store(d2);
+    auto three = open_store(d3);
     GrantLog grants;
     std::mt19937_64 rng(seed * 7919);
     std::vector<std::string> results_one, results_two, results_three;
@@ -552,7 +672,7 @@ TEST(LockStoreDeterminism, TwoStoresGivenTheSameCommandsAgreeOnEveryResult) {
       results_three.insert(results_three.end(), results.begin(), results.end());
       if (rng() % 4 == 0) {
         three.reset();
-        three = open_store(d3, 1500);
+        three = open_store(d3);
       }
       i += n;
     }
@@ -582,7 +702,7 @@ TEST(LockStoreThreads, QueriesRunBesideApplies) {
   // backend.h: query() and last_applied() may run on other threads while
   // apply() runs (a race here shows under -DSYNOD_SANITIZE=thread).
   TempDir dir;
-  auto s = open_store(dir, 100);
+  auto s = open_store(dir);
   std::atomic<bool> done{false};
   std::atomic<int> answered{0};
   std::thread reader([&] {

@@ -183,6 +183,8 @@ typedef struct synod_lock_options {
   const char* backend;       /* the lock backend's name; NULL: "lock" */
   synod_lock_lost_fn on_lost; /* may be NULL */
   void* on_lost_arg;
+  int lock_delay_ms;         /* how long a lock of the session stays unavailable
+                                after the session EXPIRES, 0..300000; default 5000 */
 } synod_lock_options;
 
 SYNOD_CLIENT_API void synod_lock_options_init(synod_lock_options* options);

@@ -268,6 +268,11 @@ struct LockSessionOptions {
   // The timeout of each call the session makes (open, keep-alive, acquire,
   // status, release, close); 0: the client's Options::timeout.
   std::chrono::milliseconds call_timeout{0};
+  // How long a lock this session held stays unavailable to others after the
+  // session EXPIRES (not after a release or close): time for a holder that
+  // lost its session to notice and stop. 0 .. 300 s; part of the session's
+  // open command, so every node applies the same.
+  std::chrono::milliseconds lock_delay{5000};
   // The name of the lock backend on the cluster.
   std::string backend = "lock";
   // Called once when the session is lost (the cluster answered that it expired,
@@ -321,6 +326,7 @@ struct LockSessionInfo {
   std::uint64_t session = 0;
   std::int64_t ttl_ms = 0;
   std::int64_t expires_ms = 0;  // log time
+  std::int64_t lock_delay_ms = 0;
 };
 struct LockListing {
   std::vector<LockInfo> locks;
@@ -371,13 +377,17 @@ class LockSession {
   // the session holds already is returned with its token (a session holds a
   // lock once, not counted: two guards of one session on one name share it,
   // and the first release frees it). kOk with the token; kLockBusy;
-  // kSessionLost; or why the cluster did not answer (kTimeout: the session
-  // may hold the lock; release it or close the session).
+  // kSessionLost; or why the cluster did not answer (kTimeout, kUnavailable).
+  // Each acquire has a request number of the session: when it ends without
+  // a grant, it is cancelled up to that number (in the background until the
+  // cluster answers), so that no copy of it can leave the session waiting
+  // for or holding a lock the caller was told it did not get.
   LockResult acquire(std::string_view name, const AcquireOptions& options = {});
   // acquire with wait 0.
   LockResult try_acquire(std::string_view name, LockMode mode = LockMode::kExclusive);
   // Releases `name` (the next waiters are granted at once). kNotFound when the
-  // session does not hold it.
+  // session does not hold it. A release that got no answer is retried in the
+  // background (as a cancel of every acquire so far).
   LockResult release(std::string_view name);
   // What the cluster says of this session and `name` (a linearizable read):
   // kOk with token when held, kLockBusy when not (waiting or not), kSessionLost.
@@ -388,8 +398,10 @@ class LockSession {
   Result check(std::string_view name, std::uint64_t token, bool* current,
                std::uint64_t* newest = nullptr);
 
-  // Whether the session is lost (see LockSessionOptions::on_lost), and why.
-  // Every call on a lost session returns kSessionLost.
+  // Whether the session is lost, and why: the cluster said it expired or is
+  // gone, or valid_until() has passed with no keep-alive through (the cluster
+  // may have expired it). Once lost, always lost; every call on a lost
+  // session returns kSessionLost. Check it before each use of the resource.
   bool lost() const;
   std::string lost_reason() const;
   // Until when the session surely has not expired on the cluster: the send
@@ -426,8 +438,10 @@ class LockGuard {
   LockGuard(const LockGuard&) = delete;
   LockGuard& operator=(const LockGuard&) = delete;
 
-  bool ok() const { return held_; }
-  explicit operator bool() const { return held_; }
+  // Acquired, not released, and the session not lost (a lost session's
+  // locks may be granted to others: stop using the resource).
+  bool ok() const { return held_ && session_ != nullptr && !session_->lost(); }
+  explicit operator bool() const { return ok(); }
   std::uint64_t token() const { return result_.token; }
   const LockResult& result() const { return result_; }
   const std::string& name() const { return name_; }

@@ -387,6 +387,7 @@ void synod_lock_options_init(synod_lock_options* options) {
   std::memset(options, 0, sizeof(*options));
   options->struct_size = sizeof(*options);
   options->ttl_ms = 10000;
+  options->lock_delay_ms = 5000;
 }
 
 synod_code synod_lock_session_open(synod_client* client, const synod_lock_options* options,
@@ -410,6 +411,7 @@ synod_code synod_lock_session_open(synod_client* client, const synod_lock_option
     so.ttl = std::chrono::milliseconds(o.ttl_ms);
     so.keepalive_interval = std::chrono::milliseconds(o.keepalive_ms);
     so.call_timeout = std::chrono::milliseconds(o.timeout_ms);
+    so.lock_delay = std::chrono::milliseconds(o.lock_delay_ms);
     if (o.backend != nullptr) so.backend = o.backend;
     if (o.on_lost != nullptr) {
       so.on_lost = [fn = o.on_lost, arg = o.on_lost_arg](const std::string& reason) {

@@ -40,6 +40,7 @@ struct Commands {
   CLI::App* lock_list = nullptr;
   std::string ttl;
   std::string wait;
+  std::string lock_delay;
   std::string consistency;
   std::vector<std::string> cas_args;
 };
@@ -113,6 +114,9 @@ void add_commands(CLI::App& app, CtlCommand* c, Commands* s) {
   s->lock_acquire->add_option("name", c->lock, "The lock's name")->required();
   s->lock_acquire->add_option("--ttl", s->ttl,
                               "The session's TTL (10s default; 1s..600s; ms, s, m units)");
+  s->lock_acquire->add_option("--lock-delay", s->lock_delay,
+                              "How long the lock stays unavailable to others if the session "
+                              "EXPIRES while holding it (5s default; 0..300s)");
   s->lock_acquire->add_option(
       "--wait", s->wait, "How long to wait for the lock (default: no limit; 0: try once)");
   s->lock_acquire->add_flag("--shared", c->shared, "A shared (reader) lock");
@@ -185,6 +189,14 @@ bool finish_command(const Commands& s, CtlCommand* c, std::string* error) {
     }
     if (c->ttl_ms < 1000 || c->ttl_ms > 600000) {
       *error = "--ttl must be 1s..600s";
+      return false;
+    }
+    if (!s.lock_delay.empty() && !parse_duration(s.lock_delay, &c->lock_delay_ms, false, error)) {
+      *error = "--lock-delay: " + *error;
+      return false;
+    }
+    if (c->lock_delay_ms > 300000) {
+      *error = "--lock-delay must be 0..300s";
       return false;
     }
     if (!s.wait.empty() && !parse_duration(s.wait, &c->wait_ms, true, error)) {
@@ -906,10 +918,11 @@ CtlOutput format_lock_list(const Result& r, bool json, bool line_mode, std::int6
                      holders.empty() ? "-" : holders, std::to_string(info.waiters.size()),
                      std::to_string(info.last_token)});
   }
-  std::vector<std::vector<std::string>> sessions = {{"SESSION", "TTL", "EXPIRES IN"}};
+  std::vector<std::vector<std::string>> sessions = {
+      {"SESSION", "TTL", "LOCK-DELAY", "EXPIRES IN"}};
   for (const LockSessionInfo& s : listing.sessions) {
     sessions.push_back({std::to_string(s.session), seconds_text(s.ttl_ms),
-                        seconds_text(s.expires_ms - now_ms)});
+                        seconds_text(s.lock_delay_ms), seconds_text(s.expires_ms - now_ms)});
   }
   o.out = (listing.locks.empty() ? std::string("no locks\n") : table(locks)) + "\n" +
           (listing.sessions.empty() ? std::string("no sessions\n") : table(sessions));

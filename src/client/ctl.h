@@ -42,6 +42,7 @@ struct CtlCommand {
   std::string lock;
   std::string lock_backend = "lock";
   std::int64_t ttl_ms = 10000;  // acquire --ttl
+  std::int64_t lock_delay_ms = 5000;  // acquire --lock-delay
   std::int64_t wait_ms = -1;    // acquire --wait: -1 without limit (default), 0 try once
   bool shared = false;          // acquire --shared
   std::vector<std::string> lock_command;  // acquire ... -- COMMAND ARGS...

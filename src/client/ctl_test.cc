@@ -535,12 +535,14 @@ TEST(CtlSql, ShellCollectsStatementsToTheirSemicolon) {
 
 TEST(CtlLock, ParsesAcquireWithACommand) {
   Parsed p = parse({"--cluster", "a:1", "lock", "acquire", "backup", "--ttl", "5s", "--wait",
-                    "1500ms", "--shared", "--", "sh", "-c", "echo $SYNOD_LOCK_TOKEN", "--json"});
+                    "1500ms", "--lock-delay", "0", "--shared", "--", "sh", "-c",
+                    "echo $SYNOD_LOCK_TOKEN", "--json"});
   ASSERT_EQ(p.parse.action, CtlParse::Action::kRun) << p.parse.err;
   EXPECT_EQ(p.command.op, CtlCommand::Op::kLockAcquire);
   EXPECT_EQ(p.command.lock, "backup");
   EXPECT_EQ(p.command.ttl_ms, 5000);
   EXPECT_EQ(p.command.wait_ms, 1500);
+  EXPECT_EQ(p.command.lock_delay_ms, 0);
   EXPECT_TRUE(p.command.shared);
   // Everything after -- is the command's, options that look like ours too.
   EXPECT_EQ(p.command.lock_command,
@@ -596,6 +598,8 @@ TEST(CtlLock, UsageErrors) {
            {"--cluster", "a:1", "lock", "acquire", "x", "--"},
            {"--cluster", "a:1", "lock", "acquire", "x", "--ttl", "500ms"},
            {"--cluster", "a:1", "lock", "acquire", "x", "--ttl", "forever"},
+           {"--cluster", "a:1", "lock", "acquire", "x", "--lock-delay", "301s"},
+           {"--cluster", "a:1", "lock", "acquire", "x", "--lock-delay", "forever"},
            {"--cluster", "a:1", "lock", "acquire", "x", "--wait", "soon"},
            {"--cluster", "a:1", "lock", "acquire", "x", "--wait", "-5"},
            {"--cluster", "a:1", "lock", "release", "x", "--session", "abc"},
@@ -722,7 +726,7 @@ TEST(CtlLock, FormatsShowAndList) {
       {"session":4,"token":9,"mode":"shared"}],"waiters":[{"session":6,"mode":"exclusive"}],
       "unavailable_until_ms":0,"last_token":9},
       {"lock":"b","holders":[],"waiters":[],"unavailable_until_ms":0,"last_token":2}],
-      "sessions":[{"session":3,"ttl_ms":10000,"expires_ms":1800000008300}]})";
+      "sessions":[{"session":3,"ttl_ms":10000,"lock_delay_ms":5000,"expires_ms":1800000008300}]})";
   o = format_lock_list(r, false, false, now);
   EXPECT_EQ(o.exit_code, 0);
   EXPECT_EQ(o.out,
@@ -730,8 +734,8 @@ TEST(CtlLock, FormatsShowAndList) {
             "a     held shared  3,4      1        9\n"
             "b     free         -        0        2\n"
             "\n"
-            "SESSION  TTL    EXPIRES IN\n"
-            "3        10.0s  8.3s\n");
+            "SESSION  TTL    LOCK-DELAY  EXPIRES IN\n"
+            "3        10.0s  5.0s        8.3s\n");
   r.value = R"({"locks":[],"sessions":[]})";
   EXPECT_EQ(format_lock_list(r, false, false, now).out, "no locks\n\nno sessions\n");
 

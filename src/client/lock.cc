@@ -2,7 +2,9 @@
 // the "lock" backend kept alive by a thread, blocking acquire by polling the
 // lock's status, and the inspection calls. The JSON is in lock_ops.cc.
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -20,6 +22,7 @@ using std::chrono::milliseconds;
 
 constexpr milliseconds kMinTtl{1000};
 constexpr milliseconds kMaxTtl{600000};
+constexpr milliseconds kMaxLockDelay{300000};
 // How many local status polls a waiting acquire makes before one linearizable
 // poll (a local node that lags, or is cut off, must not keep it waiting).
 constexpr int kLocalPollsPerLinearizable = 10;
@@ -103,10 +106,12 @@ Result check_lock_token(Client& client, std::string_view name, std::uint64_t tok
   return r;
 }
 
-LockResult release_lock(Client& client, std::string_view name, std::uint64_t session,
-                        const CallOptions& call, std::string_view backend) {
-  LockAnswer a =
-      decode_lock_answer(LockOp::kRelease, client.write(backend, encode_lock_release(session, name), call));
+namespace {
+
+LockResult release_as(Client& client, std::string_view name, std::uint64_t session,
+                      std::uint64_t req, const CallOptions& call, std::string_view backend) {
+  LockAnswer a = decode_lock_answer(
+      LockOp::kRelease, client.write(backend, encode_lock_release(session, name, req), call));
   if (a.code == Code::kResultLost) {
     // Released, or not held before: either way the session does not hold it now
     // unless it acquired it again since, which the status says.
@@ -119,19 +124,35 @@ LockResult release_lock(Client& client, std::string_view name, std::uint64_t ses
   return lock_result(a);
 }
 
+}  // namespace
+
+LockResult release_lock(Client& client, std::string_view name, std::uint64_t session,
+                        const CallOptions& call, std::string_view backend) {
+  return release_as(client, name, session, 0, call, backend);
+}
+
 struct LockSession::Impl {
   Impl(Client& c, LockSessionOptions o) : client(c), options(std::move(o)) {}
 
   Client& client;
   const LockSessionOptions options;
   std::uint64_t id = 0;
+  // The session's request numbers (acquire, cancel, release): rising, so that a
+  // release or cancel fences the acquires sent before it (lock_store.h).
+  std::atomic<std::uint64_t> last_req{0};
 
   mutable std::mutex mu;
   std::condition_variable cv;
   bool stopping = false;  // close() began
   bool lost = false;
+  bool cluster_said_lost = false;  // the cluster answered that the session is gone
   std::string lost_reason;
   SteadyClock::time_point valid_until;
+  // Locks whose acquire ended with its outcome unknown (no answer, a cancel
+  // that got none): lock -> the request number to cancel up to. The
+  // keep-alive thread cancels them until the cluster answers, so the session
+  // never holds or waits for a lock nobody asked for.
+  std::map<std::string, std::uint64_t> abandoned;
   bool closed = false;
   Result close_result;
   std::thread keepalive;
@@ -143,15 +164,18 @@ struct LockSession::Impl {
     return c;
   }
 
+  std::uint64_t next_req() { return last_req.fetch_add(1) + 1; }
+
   milliseconds interval() const {
     return options.keepalive_interval.count() > 0 ? options.keepalive_interval
                                                   : std::max(milliseconds(1), options.ttl / 3);
   }
 
-  void mark_lost(const std::string& reason) {
+  void mark_lost(const std::string& reason, bool by_cluster) {
     std::function<void(const std::string&)> callback;
     {
       std::lock_guard lock(mu);
+      cluster_said_lost = cluster_said_lost || by_cluster;
       if (lost) return;
       lost = true;
       lost_reason = reason;
@@ -160,9 +184,30 @@ struct LockSession::Impl {
     cv.notify_all();
     if (callback) callback(reason);
   }
+  void cluster_says_lost(const std::string& message) {
+    mark_lost("the cluster says: " + message, true);
+  }
+
+  // Lost once valid_until has passed with no keep-alive through: from then
+  // on the cluster may have expired the session and granted its locks.
+  bool check_lost() {
+    bool expired = false;
+    {
+      std::lock_guard lock(mu);
+      if (lost) return true;
+      expired = SteadyClock::now() >= valid_until;
+    }
+    if (expired) {
+      mark_lost("no keep-alive got through within the session's TTL; the cluster may have "
+                "expired it",
+                false);
+    }
+    return expired;
+  }
 
   // kSessionLost for a call on a session that is lost or closing, else kOk.
-  LockResult unusable() const {
+  LockResult unusable() {
+    check_lost();
     std::lock_guard lock(mu);
     if (lost) return lock_result(Code::kSessionLost, "session lost: " + lost_reason);
     if (stopping) return lock_result(Code::kSessionLost, "the session was closed");
@@ -175,39 +220,98 @@ struct LockSession::Impl {
     return !cv.wait_for(lock, d, [&] { return lost || stopping; });
   }
 
+  // An acquire whose outcome is unknown: cancel it (and whatever it may be
+  // granted) in the background, until the cluster answers.
+  void abandon(std::string_view name, std::uint64_t req) {
+    {
+      std::lock_guard lock(mu);
+      std::uint64_t& upto = abandoned[std::string(name)];
+      upto = std::max(upto, req);
+    }
+    cv.notify_all();
+  }
+
+  // One cancel of an abandoned acquire; true when the cluster answered it.
+  bool cancel_abandoned(const std::string& name, std::uint64_t upto, milliseconds timeout) {
+    CallOptions c = call();
+    c.timeout = timeout;
+    const LockAnswer a = decode_lock_answer(
+        LockOp::kCancel, client.write(options.backend, encode_lock_cancel(id, name, upto), c));
+    if (a.code == Code::kSessionLost) {
+      cluster_says_lost(a.message);
+      return true;
+    }
+    if (a.code != Code::kOk) return false;
+    std::lock_guard lock(mu);
+    auto it = abandoned.find(name);
+    if (it != abandoned.end() && it->second <= upto) abandoned.erase(it);
+    return true;
+  }
+
+  // The keep-alive thread: a keep-alive every interval(), sooner again after
+  // a failure; the cancels of abandoned acquires as soon as they come (each
+  // is a keep-alive too). Each call is cut short at valid_until: past it the
+  // session is lost here, whatever the call would have said.
   void run_keepalive() {
     const milliseconds every = interval();
-    // A keep-alive must come back well within the TTL to be of use.
-    CallOptions ka = call();
-    ka.timeout = std::max(milliseconds(500), options.ttl / 2);
-    if (options.call_timeout.count() > 0) ka.timeout = std::min(ka.timeout, options.call_timeout);
+    const milliseconds call_limit =
+        options.call_timeout.count() > 0
+            ? std::min(std::max(milliseconds(500), options.ttl / 2), options.call_timeout)
+            : std::max(milliseconds(500), options.ttl / 2);
     auto next = SteadyClock::now() + every;
+    auto cancel_next = SteadyClock::time_point::min();
     std::unique_lock lock(mu);
     while (true) {
-      cv.wait_until(lock, next, [&] { return lost || stopping; });
+      auto wake = std::min(next, valid_until);
+      if (!abandoned.empty()) wake = std::min(wake, std::max(cancel_next, SteadyClock::now()));
+      cv.wait_until(lock, wake, [&] {
+        return lost || stopping || (!abandoned.empty() && SteadyClock::now() >= cancel_next);
+      });
       if (lost || stopping) return;
+      auto now = SteadyClock::now();
+      if (now >= valid_until) {
+        lock.unlock();
+        check_lost();
+        return;
+      }
+      const auto left = std::chrono::duration_cast<milliseconds>(valid_until - now);
+      const milliseconds timeout = std::min(call_limit, left);
+      if (!abandoned.empty() && now >= cancel_next) {
+        const auto pending = abandoned;
+        lock.unlock();
+        const auto sent = SteadyClock::now();
+        bool all = true;
+        bool any = false;
+        for (const auto& [name, upto] : pending) {
+          const bool answered = cancel_abandoned(name, upto, timeout);
+          all = all && answered;
+          any = any || answered;
+        }
+        lock.lock();
+        if (any && !lost) valid_until = std::max(valid_until, sent + options.ttl);
+        cancel_next = all ? SteadyClock::time_point::min() : SteadyClock::now() + milliseconds(100);
+        if (any) next = sent + every;
+        continue;
+      }
+      if (now < next) continue;
       lock.unlock();
+      CallOptions ka = call();
+      ka.timeout = timeout;
       const auto sent = SteadyClock::now();
       const LockAnswer a = decode_lock_answer(
           LockOp::kKeepalive, client.write(options.backend, encode_lock_keepalive(id), ka));
       if (a.code == Code::kSessionLost) {
-        mark_lost("the cluster says: " + a.message);
+        cluster_says_lost(a.message);
         return;
       }
       lock.lock();
-      if (a.code == Code::kOk || a.code == Code::kResultLost) {
+      if (a.code == Code::kOk) {
         valid_until = std::max(valid_until, sent + options.ttl);
         next = sent + every;
         continue;
       }
-      if (SteadyClock::now() >= valid_until) {
-        lock.unlock();
-        mark_lost("no keep-alive succeeded for the session's TTL (last: " +
-                  std::string(code_name(a.code)) + (a.message.empty() ? "" : ": " + a.message) +
-                  "); it may have expired");
-        return;
-      }
-      // No answer (no leader, a partition, a refusal): try again soon.
+      // No answer (no leader, a partition, a refusal), or a lost result (which
+      // may have said the session is gone): try again soon.
       next = SteadyClock::now() + std::min(every, milliseconds(100));
     }
   }
@@ -241,6 +345,11 @@ std::unique_ptr<LockSession> LockSession::open(Client& client, LockSessionOption
     r.message = "the session TTL must be 1 s .. 600 s";
     return nullptr;
   }
+  if (options.lock_delay < milliseconds(0) || options.lock_delay > kMaxLockDelay) {
+    r.code = Code::kBadRequest;
+    r.message = "the lock-delay must be 0 .. 300 s";
+    return nullptr;
+  }
   if (options.keepalive_interval.count() < 0 || options.call_timeout.count() < 0) {
     r.code = Code::kBadRequest;
     r.message = "keepalive_interval and call_timeout must not be negative";
@@ -252,7 +361,8 @@ std::unique_ptr<LockSession> LockSession::open(Client& client, LockSessionOption
     return nullptr;
   }
   auto impl = std::make_unique<Impl>(client, std::move(options));
-  const std::string command = encode_lock_open(impl->options.ttl.count());
+  const std::string command =
+      encode_lock_open(impl->options.ttl.count(), impl->options.lock_delay.count());
   LockAnswer a;
   SteadyClock::time_point sent;
   // An open whose result was lost opened a session nobody knows: it expires
@@ -279,12 +389,10 @@ std::uint64_t LockSession::id() const { return impl_->id; }
 
 const LockSessionOptions& LockSession::options() const { return impl_->options; }
 
-bool LockSession::lost() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->lost;
-}
+bool LockSession::lost() const { return impl_->check_lost(); }
 
 std::string LockSession::lost_reason() const {
+  impl_->check_lost();
   std::lock_guard lock(impl_->mu);
   return impl_->lost_reason;
 }
@@ -302,17 +410,17 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
   const auto deadline =
       options.wait.count() < 0 ? SteadyClock::time_point::max() : start + options.wait;
   const milliseconds poll = std::max(milliseconds(1), options.poll_interval);
-  const std::string command = encode_lock_acquire(s.id, name, options.mode, wait);
+  // Every copy of this acquire carries one request number: a cancel with it
+  // ends whatever any of them was granted or queued for.
+  const std::uint64_t req = s.next_req();
+  const std::string command = encode_lock_acquire(s.id, name, options.mode, wait, req);
 
   // The acquire command; again after an unknown outcome (it is idempotent).
   auto send_acquire = [&]() -> LockAnswer {
-    int results_lost = 0;
     while (true) {
       LockAnswer a =
           decode_lock_answer(LockOp::kAcquire, s.client.write(s.options.backend, command, s.call()));
-      if (a.code == Code::kSessionLost) s.mark_lost("the cluster says: " + a.message);
-      // Applied, answer lost: ask again (even a try) to learn the outcome.
-      if (a.code == Code::kResultLost && ++results_lost < 5) continue;
+      if (a.code == Code::kSessionLost) s.cluster_says_lost(a.message);
       if (!retryable(a.code) || SteadyClock::now() >= deadline) return a;
       if (!s.pause(poll)) {
         const LockResult u = s.unusable();  // lost or closed meanwhile
@@ -322,7 +430,45 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
       }
     }
   };
+  // Leaves the queue and gives back a grant that came meanwhile (one cancel
+  // covers both); when the cluster does not answer, the keep-alive thread
+  // keeps cancelling. `why` is the caller's answer.
+  auto give_up = [&](LockResult why) -> LockResult {
+    const std::string cancel = encode_lock_cancel(s.id, name, req);
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      const LockAnswer c =
+          decode_lock_answer(LockOp::kCancel, s.client.write(s.options.backend, cancel, s.call()));
+      if (c.code == Code::kSessionLost) {
+        s.cluster_says_lost(c.message);
+        return lock_result(c);
+      }
+      if (c.code == Code::kOk) return why;
+      if (!retryable(c.code)) break;
+    }
+    s.abandon(name, req);
+    why.message += " (leaving the queue got no answer: the session keeps cancelling in the "
+                   "background)";
+    return why;
+  };
+
   LockAnswer a = send_acquire();
+  if (retryable(a.code)) {
+    // No answer: it may have been granted or queued, or be applied later.
+    // Ask the cluster; whatever it says, a late copy stays possible, so
+    // anything but a grant ends with a cancel.
+    const LockAnswer st = s.poll_status(name, true);
+    if (st.code == Code::kOk) return lock_result(st);
+    if (st.code == Code::kSessionLost) {
+      s.cluster_says_lost(st.message);
+      return lock_result(st);
+    }
+    if (st.code == Code::kLockBusy && st.waiting && wait) {
+      a = st;  // queued: wait below
+    } else {
+      return give_up(lock_result(a.code, "the acquire got no answer (" + a.message +
+                                             "); not granted"));
+    }
+  }
   if (a.code != Code::kLockBusy || !a.waiting) {
     if (a.code == Code::kLockBusy && wait) {
       // Not queued although asked to wait: the backend would not queue it.
@@ -338,13 +484,15 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
     const auto left = deadline - SteadyClock::now();
     const milliseconds nap =
         left < poll ? std::chrono::duration_cast<milliseconds>(left) + milliseconds(1) : poll;
+    // Lost or closing: nothing keeps the session alive now, so whatever it
+    // waits for ends with it (close() closes it; a lost one expires).
     if (!s.pause(nap)) return s.unusable();
     if (SteadyClock::now() >= deadline) break;
     const bool linearizable = ++polls % kLocalPollsPerLinearizable == 0;
     a = s.poll_status(name, linearizable);
     if (a.code == Code::kOk) return lock_result(a);
     if (a.code == Code::kSessionLost) {
-      s.mark_lost("the cluster says: " + a.message);
+      s.cluster_says_lost(a.message);
       return lock_result(a);
     }
     if (a.code == Code::kLockBusy && !a.waiting) {
@@ -363,40 +511,12 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
     }
     // kLockBusy waiting, or no answer this time: keep polling.
   }
-
-  // The wait ran out: leave the queue. A grant that came meanwhile (the cancel
-  // says so) is released again: the caller is told the lock was not granted.
-  const std::string cancel = encode_lock_cancel(s.id, name);
-  LockAnswer c;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    c = decode_lock_answer(LockOp::kCancel, s.client.write(s.options.backend, cancel, s.call()));
-    if (!retryable(c.code)) break;
-  }
-  bool granted = false;
-  if (c.code == Code::kOk) {
-    granted = c.token != 0;
-  } else {
-    a = s.poll_status(name, true);
-    if (a.code == Code::kSessionLost) {
-      s.mark_lost("the cluster says: " + a.message);
-      return lock_result(a);
-    }
-    granted = a.code == Code::kOk;
-    if (a.code != Code::kOk && a.code != Code::kLockBusy) {
-      return lock_result(a.code, "the wait ran out and leaving the queue failed (" + c.message +
-                                     "): the session may still be waiting; close it");
-    }
-  }
-  if (granted) {
-    const LockResult r = release(name);
-    if (!r.ok() && r.code != Code::kNotFound && r.code != Code::kSessionLost) {
-      return lock_result(r.code, "the wait ran out, and a grant that came meanwhile could not "
-                                 "be released (" + r.message + "): close the session");
-    }
-  }
-  if (failure) return *failure;
-  return lock_result(Code::kLockBusy,
-                     "not granted within " + std::to_string(options.wait.count()) + " ms");
+  // The wait ran out (or a refusal): leave the queue; a grant that came
+  // meanwhile is given back, and the caller told the lock was not granted.
+  return give_up(failure ? *failure
+                         : lock_result(Code::kLockBusy, "not granted within " +
+                                                            std::to_string(options.wait.count()) +
+                                                            " ms"));
 }
 
 LockResult LockSession::try_acquire(std::string_view name, LockMode mode) {
@@ -409,8 +529,14 @@ LockResult LockSession::try_acquire(std::string_view name, LockMode mode) {
 LockResult LockSession::release(std::string_view name) {
   Impl& s = *impl_;
   if (LockResult u = s.unusable(); !u.ok()) return u;
-  LockResult r = release_lock(s.client, name, s.id, s.call(), s.options.backend);
-  if (r.code == Code::kSessionLost) s.mark_lost("the cluster says: " + r.message);
+  const std::uint64_t req = s.next_req();
+  LockResult r = release_as(s.client, name, s.id, req, s.call(), s.options.backend);
+  if (r.code == Code::kSessionLost) s.cluster_says_lost(r.message);
+  if (retryable(r.code)) {
+    // Unknown: a cancel covering every acquire so far releases it as well.
+    s.abandon(name, req);
+    r.message += " (the session keeps releasing it in the background)";
+  }
   return r;
 }
 
@@ -420,7 +546,7 @@ LockResult LockSession::status(std::string_view name) {
   const LockAnswer a = decode_lock_answer(
       LockOp::kStatus, s.client.read(s.options.backend, encode_lock_status(s.id, name),
                                      s.call(Consistency::kLinearizable)));
-  if (a.code == Code::kSessionLost) s.mark_lost("the cluster says: " + a.message);
+  if (a.code == Code::kSessionLost) s.cluster_says_lost(a.message);
   return lock_result(a);
 }
 
@@ -449,12 +575,14 @@ Result LockSession::close() {
   s.cv.notify_all();
   if (s.keepalive.joinable()) s.keepalive.join();
   Result r;
-  bool was_lost = false;
+  bool gone = false;
   {
     std::lock_guard lock(s.mu);
-    was_lost = s.lost;
+    gone = s.cluster_said_lost;
   }
-  if (!was_lost) {
+  // Lost here only (no keep-alive got through in time): it may live on, so
+  // close it (which frees its locks at once) if the cluster answers.
+  if (!gone) {
     LockAnswer a;
     for (int attempt = 0; attempt < 3; ++attempt) {
       a = decode_lock_answer(LockOp::kClose,

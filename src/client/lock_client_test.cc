@@ -2,12 +2,15 @@
 // backend: SYNOD_TEST_CLUSTER=H:P,... (tests/cluster/test_lock_client.py runs
 // it against three real nodes). Without it every test is skipped.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <future>
+#include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -30,6 +33,77 @@ std::unique_ptr<Client> connect_or_skip() {
 #define CLIENT_OR_SKIP(name)                                          \
   auto name = connect_or_skip();                                      \
   if (!name) GTEST_SKIP() << "SYNOD_TEST_CLUSTER is not set";
+
+// The nodes' pids (SYNOD_TEST_PIDS=HOST:PORT=PID,...), to stop and continue
+// them. Stopping the followers leaves a leader that takes requests and
+// proposes them but cannot get them chosen: each call times out here, and
+// the commands are chosen, in order, once the followers continue.
+std::map<std::string, pid_t> node_pids() {
+  std::map<std::string, pid_t> pids;
+  const char* env = std::getenv("SYNOD_TEST_PIDS");
+  if (env == nullptr) return pids;
+  std::stringstream in(env);
+  std::string word;
+  while (std::getline(in, word, ',')) {
+    const auto eq = word.find('=');
+    if (eq != std::string::npos) pids[word.substr(0, eq)] = std::stol(word.substr(eq + 1));
+  }
+  return pids;
+}
+
+// The followers' pids, once a leader is known (empty when none is in 10 s).
+std::vector<pid_t> follower_pids(Client& client, const std::map<std::string, pid_t>& pids) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < end) {
+    std::vector<pid_t> followers;
+    bool leader = false;
+    for (const NodeStatus& n : client.status(milliseconds(1000))) {
+      auto it = pids.find(n.address);
+      if (!n.reachable || it == pids.end()) continue;
+      if (n.role == "leader") {
+        leader = true;
+      } else {
+        followers.push_back(it->second);
+      }
+    }
+    if (leader && followers.size() + 1 == pids.size()) return followers;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  return {};
+}
+
+// Stops every node for as long as it lives (continues them at the end).
+class Freeze {
+ public:
+  explicit Freeze(std::vector<pid_t> pids) : pids_(std::move(pids)) {
+    for (pid_t p : pids_) ::kill(p, SIGSTOP);
+  }
+  ~Freeze() { thaw(); }
+  void thaw() {
+    for (pid_t p : pids_) ::kill(p, SIGCONT);
+    pids_.clear();
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+};
+
+#define FOLLOWERS_OR_SKIP(client, name)                              \
+  const auto name##_all = node_pids();                               \
+  if (name##_all.empty()) GTEST_SKIP() << "SYNOD_TEST_PIDS is not set"; \
+  const auto name = follower_pids(*client, name##_all);              \
+  ASSERT_FALSE(name.empty()) << "no leader";
+
+// Polls f (every 50 ms) until it is true or `limit` passes.
+template <typename F>
+bool eventually(F f, milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (f()) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return f();
+}
 
 std::string unique(const char* base) {
   return std::string(base) + "-" + std::to_string(::getpid()) + "-" +
@@ -168,11 +242,111 @@ TEST(LockClient, ALostSessionIsReported) {
   EXPECT_TRUE(session->close().ok());  // nothing left to release
 }
 
+TEST(LockClient, ASessionIsLostHereWhenItsTtlPassesWithoutAKeepalive) {
+  // No answer from the cluster is no news: once valid_until passes, the
+  // cluster may have expired the session, so it is lost here, then and not
+  // later (not when some call finally fails).
+  CLIENT_OR_SKIP(client);
+  FOLLOWERS_OR_SKIP(client, pids);
+  std::promise<std::string> lost;
+  LockSessionOptions o;
+  o.ttl = milliseconds(1500);
+  o.call_timeout = milliseconds(5000);  // longer than the TTL on purpose
+  o.on_lost = [&](const std::string& reason) { lost.set_value(reason); };
+  Result r;
+  auto session = LockSession::open(*client, o, &r);
+  ASSERT_TRUE(session) << r.message;
+  const std::string name = unique("frozen");
+  ASSERT_TRUE(session->acquire(name).ok());
+  auto reason = lost.get_future();
+  {
+    Freeze freeze(pids);
+    const auto until = session->valid_until();
+    ASSERT_EQ(reason.wait_until(until + milliseconds(200)), std::future_status::ready)
+        << "still not lost 200 ms after valid_until";
+    EXPECT_GE(std::chrono::steady_clock::now(), until);
+    EXPECT_NE(reason.get().find("no keep-alive"), std::string::npos);
+    EXPECT_TRUE(session->lost());
+    EXPECT_EQ(session->acquire(name).code, Code::kSessionLost);
+  }
+  // A session lost here only is still closed (its lock freed) once the
+  // cluster answers again.
+  EXPECT_TRUE(session->close().ok());
+  LockInfo info;
+  ASSERT_TRUE(show_lock(*client, name, &info, {}).ok());
+  EXPECT_TRUE(info.holders.empty());
+}
+
+TEST(LockClient, AnAcquireThatGotNoAnswerLeavesNoHoldBehind) {
+  // The leader proposes the acquire, which times out here (its followers are
+  // stopped) and is chosen when they continue. The session must not be left holding
+  // the lock its caller was told it did not get.
+  CLIENT_OR_SKIP(client);
+  FOLLOWERS_OR_SKIP(client, pids);
+  LockSessionOptions o;
+  o.ttl = milliseconds(20000);
+  o.call_timeout = milliseconds(400);
+  Result r;
+  auto session = LockSession::open(*client, o, &r);
+  ASSERT_TRUE(session) << r.message;
+  const std::string name = unique("unanswered");
+  LockResult got;
+  {
+    Freeze freeze(pids);
+    got = session->try_acquire(name);
+  }
+  EXPECT_TRUE(got.code == Code::kTimeout || got.code == Code::kUnavailable)
+      << code_name(got.code) << ": " << got.message;
+  // Granted when the nodes continued, then cancelled by the session.
+  LockInfo info;
+  EXPECT_TRUE(eventually(
+      [&] {
+        return show_lock(*client, name, &info, {}).ok() && info.last_token > 0 &&
+               info.holders.empty() && info.waiters.empty();
+      },
+      milliseconds(10000)))
+      << "last token " << info.last_token << ", holders " << info.holders.size();
+  EXPECT_EQ(session->status(name).code, Code::kLockBusy);
+  auto other = LockSession::open(*client, {}, &r);
+  ASSERT_TRUE(other) << r.message;
+  EXPECT_TRUE(other->try_acquire(name).ok());
+  EXPECT_FALSE(session->lost());
+}
+
+TEST(LockClient, AReleaseThatGotNoAnswerIsFinishedInTheBackground) {
+  CLIENT_OR_SKIP(client);
+  FOLLOWERS_OR_SKIP(client, pids);
+  LockSessionOptions o;
+  o.ttl = milliseconds(20000);
+  o.call_timeout = milliseconds(400);
+  Result r;
+  auto session = LockSession::open(*client, o, &r);
+  ASSERT_TRUE(session) << r.message;
+  const std::string name = unique("release");
+  ASSERT_TRUE(session->acquire(name).ok());
+  LockResult released;
+  {
+    Freeze freeze(pids);
+    released = session->release(name);
+  }
+  EXPECT_FALSE(released.ok());
+  EXPECT_NE(released.message.find("background"), std::string::npos) << released.message;
+  auto other = LockSession::open(*client, {}, &r);
+  ASSERT_TRUE(other) << r.message;
+  AcquireOptions wait;
+  wait.wait = milliseconds(10000);
+  EXPECT_TRUE(other->acquire(name, wait).ok());
+}
+
 TEST(LockClient, BadOptionsAreRefused) {
   CLIENT_OR_SKIP(client);
   LockSessionOptions o;
   o.ttl = milliseconds(10);
   Result r;
+  EXPECT_FALSE(LockSession::open(*client, o, &r));
+  EXPECT_EQ(r.code, Code::kBadRequest);
+  o = {};
+  o.lock_delay = milliseconds(300001);
   EXPECT_FALSE(LockSession::open(*client, o, &r));
   EXPECT_EQ(r.code, Code::kBadRequest);
   o = {};

@@ -117,25 +117,31 @@ const char* lock_mode_name(LockMode mode) {
   return mode == LockMode::kShared ? "shared" : "exclusive";
 }
 
-std::string encode_lock_open(std::int64_t ttl_ms) {
-  return dump(Json{{"op", "open"}, {"ttl_ms", ttl_ms}});
+std::string encode_lock_open(std::int64_t ttl_ms, std::int64_t lock_delay_ms) {
+  return dump(Json{{"op", "open"}, {"ttl_ms", ttl_ms}, {"lock_delay_ms", lock_delay_ms}});
 }
 std::string encode_lock_keepalive(std::uint64_t session) {
   return dump(with_session("keepalive", session));
 }
 std::string encode_lock_close(std::uint64_t session) { return dump(with_session("close", session)); }
 std::string encode_lock_acquire(std::uint64_t session, std::string_view name, LockMode mode,
-                                bool wait) {
+                                bool wait, std::uint64_t req) {
   Json j = with_lock("acquire", session, name);
   j["mode"] = lock_mode_name(mode);
   j["wait"] = wait;
+  if (req != 0) j["req"] = req;
   return dump(j);
 }
-std::string encode_lock_cancel(std::uint64_t session, std::string_view name) {
-  return dump(with_lock("cancel", session, name));
+std::string encode_lock_cancel(std::uint64_t session, std::string_view name, std::uint64_t req) {
+  Json j = with_lock("cancel", session, name);
+  if (req != 0) j["req"] = req;
+  return dump(j);
 }
-std::string encode_lock_release(std::uint64_t session, std::string_view name) {
-  return dump(with_lock("release", session, name));
+std::string encode_lock_release(std::uint64_t session, std::string_view name,
+                                std::uint64_t req) {
+  Json j = with_lock("release", session, name);
+  if (req != 0) j["req"] = req;
+  return dump(j);
 }
 std::string encode_lock_status(std::uint64_t session, std::string_view name) {
   return dump(with_lock("status", session, name));
@@ -153,9 +159,13 @@ LockAnswer decode_lock_answer(LockOp op, const Result& raw) {
   a.code = raw.code;
   a.message = raw.message;
   if (!raw.ok()) return a;
-  if (raw.value.empty() && !raw.message.empty()) {
+  // Every answer of the lock backend is a JSON object: an empty one is a write
+  // applied whose result a node did not keep (a restart's replay; a retry
+  // answered from the node's session record of it).
+  if (raw.value.empty()) {
     a.code = Code::kResultLost;
-    a.message = "applied, but its result was lost: " + raw.message;
+    a.message = "applied, but its result was lost" +
+                (raw.message.empty() ? std::string() : ": " + raw.message);
     return a;
   }
   a.message.clear();
@@ -228,8 +238,12 @@ LockAnswer decode_lock_answer(LockOp op, const Result& raw) {
       a.newest_token = u64(j, "newest_token");
       break;
     case LockOp::kCancel:
-      // {"cancelled":false,"held":true,"token":T}: granted before the cancel.
-      if (is_true(j, "held")) a.token = u64(j, "token");
+      // {"cancelled":false,"held":true,"token":T}: granted before the cancel;
+      // {"cancelled":true,"released":true,"token":T}: and released by it.
+      a.cancelled = is_true(j, "cancelled");
+      a.released = is_true(j, "released");
+      a.waiting = is_true(j, "waiting");
+      if (is_true(j, "held") || a.released) a.token = u64(j, "token");
       break;
     case LockOp::kClose:
     case LockOp::kShow:
@@ -277,7 +291,8 @@ bool parse_lock_listing(std::string_view json, LockListing* listing, std::string
         *error = "a malformed session";
         return false;
       }
-      listing->sessions.push_back({u64(e, "session"), i64(e, "ttl_ms"), i64(e, "expires_ms")});
+      listing->sessions.push_back({u64(e, "session"), i64(e, "ttl_ms"), i64(e, "expires_ms"),
+                                   i64(e, "lock_delay_ms")});
     }
   }
   return true;

@@ -14,13 +14,18 @@ namespace synod::client {
 enum class LockOp { kOpen, kKeepalive, kClose, kAcquire, kCancel, kRelease, kStatus, kShow,
                     kList, kCheck };
 
-std::string encode_lock_open(std::int64_t ttl_ms);
+std::string encode_lock_open(std::int64_t ttl_ms, std::int64_t lock_delay_ms);
 std::string encode_lock_keepalive(std::uint64_t session);
 std::string encode_lock_close(std::uint64_t session);
+// req: the session's request number (0: none). A release or cancel with req R
+// makes the backend refuse this session's acquires of the lock up to R that
+// arrive later; a cancel with R also ends a wait or grant only they asked for.
 std::string encode_lock_acquire(std::uint64_t session, std::string_view name, LockMode mode,
-                                bool wait);
-std::string encode_lock_cancel(std::uint64_t session, std::string_view name);
-std::string encode_lock_release(std::uint64_t session, std::string_view name);
+                                bool wait, std::uint64_t req = 0);
+std::string encode_lock_cancel(std::uint64_t session, std::string_view name,
+                               std::uint64_t req = 0);
+std::string encode_lock_release(std::uint64_t session, std::string_view name,
+                                std::uint64_t req = 0);
 std::string encode_lock_status(std::uint64_t session, std::string_view name);
 std::string encode_lock_show(std::string_view name);
 std::string encode_lock_list();
@@ -36,6 +41,8 @@ struct LockAnswer {
   std::uint64_t session = 0;  // open
   std::int64_t expires_ms = 0;  // keepalive
   std::uint64_t token = 0;    // acquire / status: granted / held; cancel: granted before it
+  bool cancelled = false;     // cancel: the wait ended (or, with released, the grant)
+  bool released = false;      // cancel with req: the grant it covered was released
   bool waiting = false;       // acquire / status, kLockBusy: queued
   std::uint64_t position = 0;  // when waiting
   std::uint64_t holder_session = 0;  // acquire without wait, kLockBusy
@@ -44,8 +51,8 @@ struct LockAnswer {
 };
 
 // Decodes the Result of a write/read of `op`. A result that is not kOk passes
-// through (code and message). An OK answer with no bytes and a message is a
-// write applied whose result was lost in a node's restart: kResultLost.
+// through (code and message). An OK answer with no bytes is a write applied
+// whose result was lost in a node's restart: kResultLost.
 LockAnswer decode_lock_answer(LockOp op, const Result& raw);
 
 // The fields of a show answer / a list answer. False with *error when the

@@ -16,7 +16,8 @@ Result ok(std::string value) {
 }
 
 TEST(LockOps, CommandsAreTheDocumentedJson) {
-  EXPECT_EQ(Json::parse(encode_lock_open(10000)), Json::parse(R"({"op":"open","ttl_ms":10000})"));
+  EXPECT_EQ(Json::parse(encode_lock_open(10000, 2500)),
+            Json::parse(R"({"op":"open","ttl_ms":10000,"lock_delay_ms":2500})"));
   EXPECT_EQ(Json::parse(encode_lock_keepalive(7)),
             Json::parse(R"({"op":"keepalive","session":7})"));
   EXPECT_EQ(Json::parse(encode_lock_close(7)), Json::parse(R"({"op":"close","session":7})"));
@@ -28,6 +29,14 @@ TEST(LockOps, CommandsAreTheDocumentedJson) {
             Json::parse(R"({"op":"cancel","session":7,"lock":"db"})"));
   EXPECT_EQ(Json::parse(encode_lock_release(7, "db")),
             Json::parse(R"({"op":"release","session":7,"lock":"db"})"));
+  // With the session's request numbers.
+  EXPECT_EQ(Json::parse(encode_lock_acquire(7, "db", LockMode::kExclusive, true, 3)),
+            Json::parse(
+                R"({"op":"acquire","session":7,"lock":"db","mode":"exclusive","wait":true,"req":3})"));
+  EXPECT_EQ(Json::parse(encode_lock_cancel(7, "db", 4)),
+            Json::parse(R"({"op":"cancel","session":7,"lock":"db","req":4})"));
+  EXPECT_EQ(Json::parse(encode_lock_release(7, "db", 5)),
+            Json::parse(R"({"op":"release","session":7,"lock":"db","req":5})"));
   EXPECT_EQ(Json::parse(encode_lock_status(7, "db")),
             Json::parse(R"({"op":"status","session":7,"lock":"db"})"));
   EXPECT_EQ(Json::parse(encode_lock_show("db")), Json::parse(R"({"op":"show","lock":"db"})"));
@@ -118,6 +127,20 @@ TEST(LockOps, ReleaseCheckAndFailures) {
       decode_lock_answer(LockOp::kCancel, ok(R"({"cancelled":false,"held":true,"token":77})"));
   EXPECT_EQ(c.code, Code::kOk);
   EXPECT_EQ(c.token, 77u);  // granted before the cancel
+  EXPECT_FALSE(c.released);
+  c = decode_lock_answer(LockOp::kCancel,
+                         ok(R"({"cancelled":true,"released":true,"token":78})"));
+  EXPECT_TRUE(c.cancelled);
+  EXPECT_TRUE(c.released);
+  EXPECT_EQ(c.token, 78u);
+  c = decode_lock_answer(LockOp::kCancel, ok(R"({"cancelled":false,"waiting":true})"));
+  EXPECT_FALSE(c.cancelled);
+  EXPECT_TRUE(c.waiting);
+  // A superseded acquire (a late copy, fenced by a release or cancel).
+  EXPECT_EQ(decode_lock_answer(LockOp::kAcquire,
+                               ok(R"({"error":"request 3 was superseded","superseded":true})"))
+                .code,
+            Code::kBackendError);
 
   LockAnswer a = decode_lock_answer(LockOp::kCheck, ok(R"({"current":false,"newest_token":120})"));
   EXPECT_EQ(a.code, Code::kOk);
@@ -134,6 +157,9 @@ TEST(LockOps, ReleaseCheckAndFailures) {
   Result lost;
   lost.message = "the node restarted";
   EXPECT_EQ(decode_lock_answer(LockOp::kRelease, lost).code, Code::kResultLost);
+  // A retry answered from a node's record of a command applied in a replay:
+  // OK with no bytes and no message. Still a lost result, not a bad answer.
+  EXPECT_EQ(decode_lock_answer(LockOp::kKeepalive, ok("")).code, Code::kResultLost);
   EXPECT_EQ(decode_lock_answer(LockOp::kAcquire, ok("not json")).code, Code::kProtocolError);
   EXPECT_EQ(decode_lock_answer(LockOp::kAcquire, ok("[1]")).code, Code::kProtocolError);
 }
@@ -164,7 +190,7 @@ TEST(LockOps, ShowAndList) {
   LockListing listing;
   ASSERT_TRUE(parse_lock_listing(
       R"({"locks":[{"lock":"a","holders":[],"waiters":[],"unavailable_until_ms":5000,
-          "last_token":9}],"sessions":[{"session":9,"ttl_ms":10000,"expires_ms":20000}]})",
+          "last_token":9}],"sessions":[{"session":9,"ttl_ms":10000,"expires_ms":20000,"lock_delay_ms":750}]})",
       &listing, &error))
       << error;
   ASSERT_EQ(listing.locks.size(), 1u);
@@ -172,6 +198,7 @@ TEST(LockOps, ShowAndList) {
   ASSERT_EQ(listing.sessions.size(), 1u);
   EXPECT_EQ(listing.sessions[0].ttl_ms, 10000);
   EXPECT_EQ(listing.sessions[0].expires_ms, 20000);
+  EXPECT_EQ(listing.sessions[0].lock_delay_ms, 750);
   EXPECT_TRUE(parse_lock_listing(R"({"locks":[],"sessions":[]})", &listing, &error));
   EXPECT_FALSE(parse_lock_listing(R"({"locks":{}})", &listing, &error));
 }

@@ -86,15 +86,13 @@ def test_unsafe_follower_reads_are_caught_by_the_bank(tmp_path):
 
 
 def test_a_lock_handed_on_early_and_an_unfenced_resource_are_caught(tmp_path, monkeypatch):
-    """Two planted bugs in one short run (about 12 s, no faults): the nodes run
-    without the lock-delay the checker expects (0 instead of 1 s), so a dying
+    """Two planted bugs in one short run (about 12 s, no faults): the sessions
+    open without the lock-delay the checker expects (0 instead of 1 s), so a dying
     holder's lock reaches the next waiter right at its expiry; and the resource
     forgets to compare tokens, so the dying holder's zombie writes land after the
     next holder's. The lock checker must report both."""
     from synod_chaos import lock_workload
-    monkeypatch.setattr(lock_workload.LockWorkload, "node_args",
-                        ("--backend-option", "lock.lock_delay_ms=0",
-                         "--lock-tick-ms", str(lock_workload.TICK_MS)))
+    monkeypatch.setattr(lock_workload.LockWorkload, "OPEN_LOCK_DELAY_MS", 0)
     monkeypatch.setattr(lock_workload.LockWorkload, "FENCED", False)
     r = run(RunConfig(seed=7201, nodes=3, nemeses=[], workload="lock", duration=8, quiet=True,
                       out_dir=str(tmp_path)))

@@ -89,9 +89,7 @@ class Locks:
 
 @pytest.fixture
 def lc():
-    c = Cluster(3, extra_args=["--backend", "lock",
-                               "--backend-option", f"lock.lock_delay_ms={LOCK_DELAY_MS}",
-                               "--lock-tick-ms", str(TICK_MS)])
+    c = Cluster(3, extra_args=["--backend", "lock", "--lock-tick-ms", str(TICK_MS)])
     c.start()
     locks = Locks(c)
     yield c, locks
@@ -107,8 +105,8 @@ def now_ms():
 
 def test_a_silent_session_expires_after_its_ttl_and_its_lock_waits_out_the_lock_delay(lc):
     cluster, locks = lc
-    a = locks.write({"op": "open", "ttl_ms": 2000})["session"]
-    b = locks.write({"op": "open", "ttl_ms": 30000})["session"]
+    a = locks.write({"op": "open", "ttl_ms": 2000, "lock_delay_ms": LOCK_DELAY_MS})["session"]
+    b = locks.write({"op": "open", "ttl_ms": 30000, "lock_delay_ms": LOCK_DELAY_MS})["session"]
     ga = locks.write({"op": "acquire", "session": a, "lock": "job"})
     assert ga["granted"] is True and ga["token"] > a, ga
     token_a = ga["token"]
@@ -171,8 +169,8 @@ def test_a_silent_session_expires_after_its_ttl_and_its_lock_waits_out_the_lock_
 
 def test_a_holder_that_keeps_its_session_alive_keeps_its_lock_across_a_leader_kill(lc):
     cluster, locks = lc
-    h = locks.write({"op": "open", "ttl_ms": 5000})["session"]
-    w = locks.write({"op": "open", "ttl_ms": 30000})["session"]
+    h = locks.write({"op": "open", "ttl_ms": 5000, "lock_delay_ms": LOCK_DELAY_MS})["session"]
+    w = locks.write({"op": "open", "ttl_ms": 30000, "lock_delay_ms": LOCK_DELAY_MS})["session"]
     g = locks.write({"op": "acquire", "session": h, "lock": "db"})
     assert g["granted"] is True
     token = g["token"]
@@ -235,7 +233,7 @@ def test_the_leaders_ticks_expire_sessions_without_any_client_command(lc):
     leader = cluster.wait_for_leader()
     # No session: nothing to expire, no ticks (an idle cluster's log stays put).
     assert_log_stays_put(leader)
-    s = locks.write({"op": "open", "ttl_ms": 1000})["session"]
+    s = locks.write({"op": "open", "ttl_ms": 1000, "lock_delay_ms": LOCK_DELAY_MS})["session"]
     locks.write({"op": "acquire", "session": s, "lock": "t"})
     before = locks.read({"op": "list"})
     assert [x["session"] for x in before["sessions"]] == [s]
@@ -254,3 +252,16 @@ def test_the_leaders_ticks_expire_sessions_without_any_client_command(lc):
     assert shown["unavailable_until_ms"] >= listed["now_ms"] + LOCK_DELAY_MS - 1000, shown
     # Idle again: the ticks stop.
     assert_log_stays_put(leader)
+
+
+def test_a_node_lock_delay_option_is_refused_it_is_per_session():
+    """The lock-delay is in each session's open command, not a node option: a
+    node option could differ between nodes and so would their states."""
+    c = Cluster(1)
+    n = c.node(1)
+    n.start(extra=["--backend", "lock", "--backend-option", "lock.lock_delay_ms=1000"])
+    try:
+        assert n.proc.wait(timeout=10) != 0
+        assert "lock_delay_ms" in n.log_text() and "per session" in n.log_text()
+    finally:
+        c.stop()

@@ -17,8 +17,7 @@ LOCK_DELAY_MS = 2000
 
 @pytest.fixture
 def lc():
-    c = Cluster(3, extra_args=["--backend", "lock",
-                               "--backend-option", f"lock.lock_delay_ms={LOCK_DELAY_MS}"])
+    c = Cluster(3, extra_args=["--backend", "lock"])
     c.start()
     yield c
     c.stop()
@@ -172,7 +171,8 @@ def test_release_breaks_the_lock_of_a_holder_elsewhere(lc):
 def test_a_killed_holder_is_released_after_ttl_plus_lock_delay_not_before(lc):
     ttl_ms = 3000
     holder = subprocess.Popen(
-        ctl_cmd(lc, "lock", "acquire", "batch", "--ttl", f"{ttl_ms}ms", "--", "sleep", "60"),
+        ctl_cmd(lc, "lock", "acquire", "batch", "--ttl", f"{ttl_ms}ms",
+                "--lock-delay", f"{LOCK_DELAY_MS}ms", "--", "sleep", "60"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     info = wait_until(lambda: (lambda s: s if s["holders"] else None)(show(lc, "batch")))
     old = info["holders"][0]
@@ -241,7 +241,8 @@ def test_cpp_lock_session_and_guard(lc):
     binary = os.environ.get("SYNOD_LOCK_CLIENT_TEST")
     if not binary:
         pytest.skip("lock_client_test not built")
-    env = dict(os.environ, SYNOD_TEST_CLUSTER=lc.addrs)
+    env = dict(os.environ, SYNOD_TEST_CLUSTER=lc.addrs,
+               SYNOD_TEST_PIDS=",".join(f"{n.addr}={n.proc.pid}" for n in lc.nodes))
     r = subprocess.run([binary], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SKIPPED" not in r.stdout, r.stdout

@@ -31,8 +31,8 @@ it from what it read to its own value: accept-only-if-token >= highest, atomical
 A poller thread takes snapshots of the backend's own view, LINEARIZABLE, about
 10 a second each: {"op":"list"} (every session, and the lock's holders,
 waiters, lock-delay, last_token and now_ms while it is held, waited for or in
-its lock-delay) and {"op":"show"} (the lock, also when free). The nodes run with lock.lock_delay_ms =
-`LOCK_DELAY_MS` and --lock-tick-ms `TICK_MS`.
+its lock-delay) and {"op":"show"} (the lock, also when free). Sessions open with
+lock_delay_ms `LOCK_DELAY_MS`; the nodes run with --lock-tick-ms `TICK_MS`.
 """
 from __future__ import annotations
 
@@ -88,8 +88,11 @@ class _State:
 class LockWorkload(Workload):
     name = "lock"
     backends = ("lock",)
-    node_args = ("--backend-option", f"lock.lock_delay_ms={LOCK_DELAY_MS}",
-                 "--lock-tick-ms", str(TICK_MS))
+    node_args = ("--lock-tick-ms", str(TICK_MS))
+
+    # The lock-delay each session opens with (the checker expects LOCK_DELAY_MS;
+    # test_chaos.py plants 0 here and the checker must notice).
+    OPEN_LOCK_DELAY_MS = LOCK_DELAY_MS
 
     # TEST ONLY (test_chaos.py): False makes the resource forget to check tokens,
     # so a zombie's writes land after a newer holder's and the checker must say so.
@@ -267,8 +270,9 @@ class LockWorkload(Workload):
         rng_think = (hash((client.index, op.invoke)) % 300) / 1000.0
         f = op.f
         if f == lockcheck.OPEN:
-            status, r = self._lock_write(client, {"op": "open", "ttl_ms": TTL_MS}, deadline,
-                                         self.target(client))
+            status, r = self._lock_write(client, {"op": "open", "ttl_ms": TTL_MS,
+                                                  "lock_delay_ms": self.OPEN_LOCK_DELAY_MS},
+                                         deadline, self.target(client))
             op.ok, op.result = self._outcome(status, r)
             if op.ok and "session" in r:
                 sess = _Session(r["session"], TTL_MS, op.invoke)
