@@ -207,8 +207,9 @@ SYNOD_CLIENT_API int synod_lock_session_lost(const synod_lock_session* session, 
  * `shared` is nonzero. wait_ms: 0 tries once; negative waits without limit;
  * else at most that long (then the wait is cancelled). SYNOD_OK with *token
  * (may be NULL) = the fencing token; SYNOD_LOCK_BUSY; SYNOD_SESSION_LOST; or
- * why the cluster did not answer (SYNOD_TIMEOUT: the session may hold the
- * lock; release it or close the session). Idempotent for a held lock. */
+ * why the cluster did not answer (SYNOD_TIMEOUT: not granted; the session
+ * cancels the request in the background, so it holds nothing it was not
+ * granted). Idempotent for a held lock. */
 SYNOD_CLIENT_API synod_code synod_lock_acquire(synod_lock_session* session, const char* name,
                                                int shared, int wait_ms, uint64_t* token,
                                                char** error);
