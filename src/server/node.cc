@@ -82,7 +82,7 @@ bool Node::start(std::string* error) {
                  cfg_.id, cfg_.lock_tick_ms);
   }
   for (const auto& s : store_->load_sessions()) {
-    sessions_[s.client_id] = Session{s.sequence, s.result, s.last_ms};
+    sessions_[s.client_id] = Session{s.sequence, s.result, s.last_ms, s.result_lost};
     log_time_ms_ = std::max(log_time_ms_, s.last_ms);
   }
   replica_ = make_replica(error);
@@ -414,6 +414,7 @@ void Node::handle_write(proto::ClientRequest& req, Reply reply) {
       if (w.sequence() == s->second.sequence) {
         r.set_code(Code::ClientResponse_Code_OK);
         r.set_result(s->second.result);
+        if (s->second.result_lost) r.set_error(kResultLost);
       } else {
         r.set_code(Code::ClientResponse_Code_BAD_REQUEST);
         r.set_error("sequence " + std::to_string(w.sequence()) + " is older than client " +
@@ -716,7 +717,7 @@ void Node::record_applied(bool force) {
   std::vector<storage::Session> upserts;
   upserts.reserve(dirty_sessions_.size());
   for (auto& [client, s] : dirty_sessions_) {
-    upserts.push_back(storage::Session{client, s.sequence, s.result, s.last_ms});
+    upserts.push_back(storage::Session{client, s.sequence, s.result, s.last_ms, s.result_lost});
   }
   std::string error;
   if (!store_->record_applied(applied_slot_, applied_position_, upserts, erased_sessions_,
@@ -767,6 +768,7 @@ bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
           s != sessions_.end() && it.cmd.sequence() <= s->second.sequence) {
         it.kind = Kind::kRetry;
         it.result = s->second.result;
+        it.have_result = !s->second.result_lost;
         continue;
       }
       in_slot[client] = {it.cmd.sequence(), i};
@@ -817,7 +819,7 @@ bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
     const proto::Command& cmd = it.cmd;
     if ((it.kind == Kind::kApply || it.kind == Kind::kAlreadyApplied) && cmd.client_id() != 0) {
       Session& s = sessions_[cmd.client_id()];
-      s = Session{cmd.sequence(), it.result, cmd.timestamp_ms()};
+      s = Session{cmd.sequence(), it.result, cmd.timestamp_ms(), !it.have_result};
       dirty_sessions_[cmd.client_id()] = s;
     }
     applied_position_ = it.position;
@@ -828,7 +830,7 @@ bool Node::apply_slot(paxos::Slot slot, const paxos::Value& value) {
       r.set_code(Code::ClientResponse_Code_OK);
       r.set_slot(slot);
       r.set_result(it.result);
-      if (!it.have_result) r.set_error("applied; the result was lost in a restart");
+      if (!it.have_result) r.set_error(kResultLost);
       Reply reply = std::move(w->second.reply);
       writes_.erase(w);
       reply(std::move(r));

@@ -86,7 +86,14 @@ class Node {
     std::uint64_t sequence = 0;
     std::string result;
     std::int64_t last_ms = 0;
+    // Applied, but the result was not kept (the backend had the command when
+    // this node replayed it after a restart): a retry is answered OK with
+    // kResultLost's message, not as an empty result. Node-local, like the
+    // result itself: another node that applied the command live has it.
+    bool result_lost = false;
   };
+  // The message of an OK answer whose result was lost (Session::result_lost).
+  static constexpr const char* kResultLost = "applied; the result was lost in a restart";
 
   // Inputs.
   void on_peer_message(proto::PeerMessage&& m);

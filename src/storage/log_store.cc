@@ -35,9 +35,11 @@ constexpr std::string_view kAppliedName = "applied";
 constexpr std::string_view kPositionName = "position";
 constexpr std::string_view kFirstName = "first";
 
-constexpr std::size_t kSlotKeySize = 9;     // tag + u64
-constexpr std::size_t kBallotSize = 12;     // u64 round + u32 node
-constexpr std::size_t kSessionHeader = 16;  // u64 sequence + i64 last_ms
+constexpr std::size_t kSlotKeySize = 9;       // tag + u64
+constexpr std::size_t kBallotSize = 12;       // u64 round + u32 node
+constexpr std::size_t kSessionHeaderV1 = 16;  // u64 sequence + i64 last_ms
+constexpr std::size_t kSessionHeader = 17;    // u64 sequence + i64 last_ms + u8 flags
+constexpr std::uint8_t kKnownSessionFlags = kSessionResultLost;
 
 void put_u32(std::string* out, std::uint32_t v) {
   for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
@@ -101,8 +103,34 @@ std::string session_bytes(const Session& s) {
   std::string out;
   put_u64(&out, s.sequence);
   put_u64(&out, static_cast<std::uint64_t>(s.last_ms));
+  out.push_back(static_cast<char>(s.result_lost ? kSessionResultLost : 0));
   out.append(s.result);
   return out;
+}
+
+// The session of `client` stored as `bytes` in a store of format `version`
+// (kFormatVersionV1 or kFormatVersion); false with *error when malformed.
+bool decode_session(std::uint64_t client, std::string_view bytes, std::uint32_t version,
+                    Session* out, std::string* error) {
+  const std::size_t header = version == kFormatVersionV1 ? kSessionHeaderV1 : kSessionHeader;
+  if (bytes.size() < header) {
+    *error = "session of client " + std::to_string(client) + " is malformed (" +
+             std::to_string(bytes.size()) + " bytes)";
+    return false;
+  }
+  std::uint8_t flags = 0;
+  if (version != kFormatVersionV1) {
+    flags = static_cast<std::uint8_t>(bytes[kSessionHeaderV1]);
+    if ((flags & ~kKnownSessionFlags) != 0) {
+      *error = "session of client " + std::to_string(client) + " has unknown flags " +
+               std::to_string(flags) + " (written by a newer build?)";
+      return false;
+    }
+  }
+  *out = Session{client, get_u64(bytes.data()), std::string(bytes.substr(header)),
+                 static_cast<std::int64_t>(get_u64(bytes.data() + 8)),
+                 (flags & kSessionResultLost) != 0};
+  return true;
 }
 
 std::string_view view(const rocksdb::Slice& s) { return {s.data(), s.size()}; }
@@ -301,13 +329,7 @@ bool LogStore::verify(paxos::NodeId node_id, std::uint64_t cluster_id, std::stri
                     std::string(1, tag) + "'");
       }
       const std::uint64_t n = get_u64(key.data() + 1);
-      if (tag == kSessionTag) {
-        if (value.size() < kSessionHeader) {
-          return fail("session of client " + std::to_string(n) + " is malformed (" +
-                      std::to_string(value.size()) + " bytes)");
-        }
-        continue;
-      }
+      if (tag == kSessionTag) continue;  // checked below, by the format version
       if (n == 0)
         return fail(std::string(tag == kAcceptedTag ? "accepted" : "chosen") +
                     " entry at slot 0 (slots start at 1)");
@@ -347,9 +369,9 @@ bool LogStore::verify(paxos::NodeId node_id, std::uint64_t cluster_id, std::stri
   }
   if (format->second.size() != 4) return fail("malformed format version record");
   const std::uint32_t version = get_u32(format->second.data());
-  if (version != kFormatVersion) {
+  if (version != kFormatVersion && version != kFormatVersionV1) {
     return fail("format version " + std::to_string(version) + " is unknown (this build reads " +
-                std::to_string(kFormatVersion) + ")");
+                std::to_string(kFormatVersionV1) + " and " + std::to_string(kFormatVersion) + ")");
   }
 
   auto node = meta.find(kNodeName);
@@ -411,7 +433,38 @@ bool LogStore::verify(paxos::NodeId node_id, std::uint64_t cluster_id, std::stri
                 " (it should have been compacted)");
   }
 
+  // Sessions: their layout depends on the format version (see the header).
+  // A version-1 store is upgraded here, in one synced write.
+  rocksdb::WriteBatch upgrade;
+  {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    for (it->Seek(std::string(1, kSessionTag)); it->Valid(); it->Next()) {
+      const std::string_view key = view(it->key());
+      if (key[0] != kSessionTag) break;
+      const std::uint64_t client = get_u64(key.data() + 1);
+      Session session;
+      std::string why;
+      if (!decode_session(client, view(it->value()), version, &session, &why)) return fail(why);
+      if (version == kFormatVersionV1) upgrade.Put(it->key(), session_bytes(session));
+    }
+    if (!it->status().ok()) {
+      *error = status_message(dir_, "cannot read the store", it->status());
+      return false;
+    }
+  }
+
   std::lock_guard lock(mu_);
+  if (version == kFormatVersionV1) {
+    upgrade.Put(meta_key(kFormatName), u32_bytes(kFormatVersion));
+    std::string why;
+    if (!write(&upgrade, /*sync=*/true, &why)) {
+      *error = "cannot upgrade the store from format version " + std::to_string(kFormatVersionV1) +
+               " to " + std::to_string(kFormatVersion) + ": " + why;
+      return false;
+    }
+  }
   promised_ = promised;
   accepted_slots_ = std::move(accepted_slots);
   applied_.store(applied, std::memory_order_release);
@@ -565,10 +618,12 @@ std::vector<Session> LogStore::load_sessions() const {
     const std::string_view key = view(it->key());
     const std::string_view value = view(it->value());
     if (key[0] != kSessionTag) break;
-    SYNOD_CHECK(key.size() == kSlotKeySize && value.size() >= kSessionHeader);
-    sessions.push_back(Session{get_u64(key.data() + 1), get_u64(value.data()),
-                               std::string(value.substr(kSessionHeader)),
-                               static_cast<std::int64_t>(get_u64(value.data() + 8))});
+    SYNOD_CHECK(key.size() == kSlotKeySize);
+    Session s;
+    std::string why;
+    SYNOD_CHECK_MSG(decode_session(get_u64(key.data() + 1), value, kFormatVersion, &s, &why),
+                    why.c_str());
+    sessions.push_back(std::move(s));
   }
   SYNOD_CHECK_MSG(it->status().ok(), it->status().ToString().c_str());
   return sessions;

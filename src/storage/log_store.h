@@ -10,7 +10,7 @@
 // values are big-endian too.
 //
 //   key                        value
-//   'm' "format"               u32 format version (kFormatVersion)
+//   'm' "format"               u32 format version (kFormatVersion; see "Format versions")
 //   'm' "node"                 u32 node id the store was created for
 //   'm' "cluster"              u64 cluster id the store was created for
 //   'm' "promised"             u64 round, u32 node       (absent: the null ballot)
@@ -19,10 +19,29 @@
 //   'm' "first"                u64 first stored slot     (absent: 1)
 //   'a' u64 slot               u64 round, u32 node, then codec::encode_value(value)
 //   'c' u64 slot               codec::encode_value(value)
-//   's' u64 client id          u64 sequence, i64 last_ms, then the result bytes
+//   's' u64 client id          u64 sequence, i64 last_ms, u8 flags, then the result bytes
+//
+// Session flags: bit 0 (kSessionResultLost) is Session::result_lost; the other
+// bits are 0 (open() refuses a store with any other bit set: written by a
+// newer build).
+//
+// Format versions
+// ---------------
+//   1  's' values have no flags byte: u64 sequence, i64 last_ms, then the
+//      result bytes (every session's result was kept).
+//   2  (this build) 's' values have the flags byte after last_ms.
+// A version is the whole store's, not a record's: the result bytes are
+// arbitrary, so a record cannot tell by itself which layout it has. open()
+// reads version 1 and upgrades it in place before anything else reads it:
+// one synced WriteBatch rewrites every session record with flags 0 and sets
+// the format to 2 (a crash before it leaves version 1, after it version 2).
+// From then on an older build refuses the store ("format version 2 is
+// unknown") instead of reading the flags byte as the first byte of a result;
+// going back to an older build needs a fresh data directory for that node.
 //
 // Invariants (checked by open()): every 'a'/'c' slot is >= 1 and >= first;
-// applied >= first - 1; every value decodes; no key outside the tags above.
+// applied >= first - 1; every value decodes; every session value has its
+// header and only known flags; no key outside the tags above.
 //
 // Why this shape
 // --------------
@@ -87,8 +106,13 @@ class WriteBatch;
 
 namespace synod::storage {
 
-// The on-disk format this build reads and writes (see the layout above).
-inline constexpr std::uint32_t kFormatVersion = 1;
+// The on-disk format this build writes (see the layout above); open() also
+// reads kFormatVersionV1 and upgrades it to this one.
+inline constexpr std::uint32_t kFormatVersion = 2;
+inline constexpr std::uint32_t kFormatVersionV1 = 1;  // session values without flags
+
+// Session value flags (format version 2).
+inline constexpr std::uint8_t kSessionResultLost = 0x01;
 
 // The last reply to one client, for exactly-once application of retried
 // commands: a command (client_id, s) with s <= sequence was already applied.
@@ -97,6 +121,11 @@ struct Session {
   std::uint64_t sequence = 0;
   std::string result;
   std::int64_t last_ms = 0;  // when the session was last used (wall clock, for expiry)
+  // The command was applied but its result was not kept (its backend had it
+  // already when the node replayed the slot after a restart): `result` is
+  // empty, and a retry must say the result was lost rather than return it.
+  // Sessions from a version-1 store load with false.
+  bool result_lost = false;
 
   bool operator==(const Session&) const = default;
 };
@@ -124,8 +153,9 @@ class LogStore final : public paxos::ChosenLog {
   // dir cannot be created or is not empty but holds no store; RocksDB cannot
   // open it (locked by another process, corrupt files or WAL); the store was
   // created for another node id or cluster id, or in an unknown format
-  // version; any record is malformed or fails to decode; or the meta keys
-  // contradict each other (applied < first - 1, a slot below first).
+  // version (version 1 is upgraded, see "Format versions"; a failed upgrade
+  // write is an error too); any record is malformed or fails to decode; or
+  // the meta keys contradict each other (applied < first - 1, a slot below first).
   // Never starts empty on top of a store it could not read. node_id must not
   // be 0 (kNoNode); an error says so.
   static std::unique_ptr<LogStore> open(const std::string& dir, paxos::NodeId node_id,

@@ -144,6 +144,17 @@ void raw_put(const std::string& dir, const std::vector<std::pair<std::string, st
   ASSERT_TRUE(db->Close().ok());
 }
 
+// The value stored under `key` in a closed store ("" when absent).
+std::string raw_get(const std::string& dir, const std::string& key) {
+  rocksdb::DB* raw = nullptr;
+  SYNOD_CHECK(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir, &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string value;
+  const rocksdb::Status s = db->Get(rocksdb::ReadOptions(), key, &value);
+  SYNOD_CHECK(s.ok() || s.IsNotFound());
+  return value;
+}
+
 // The slots (or client ids) of the records with `tag` in a closed store.
 std::vector<std::uint64_t> raw_slots(const std::string& dir, char tag) {
   rocksdb::DB* raw = nullptr;
@@ -334,6 +345,69 @@ TEST(LogStore, RecordAppliedAndSessionsRoundTrip) {
   EXPECT_EQ(store->applied_position(), 50u);
   EXPECT_EQ(store->load().applied, 5u);
   EXPECT_EQ(store->load_sessions(), (std::vector<Session>{a2, c}));
+}
+
+TEST(LogStore, SessionResultLostRoundTrips) {
+  TempDir dir;
+  const Session lost{21, 7, "", 1'700'000'000'000, /*result_lost=*/true};
+  const Session kept{22, 3, std::string("\x01kept", 5), 1'700'000'000'001, false};
+  const Session lost_then_kept{23, 1, "", 5, true};
+  const Session later{23, 2, "fresh", 6, false};
+  {
+    auto store = open_ok(dir.path());
+    applied_ok(*store, 1, {lost, kept, lost_then_kept});
+    applied_ok(*store, 2, {later});  // a later command of client 23 clears the flag
+    EXPECT_EQ(store->load_sessions(), (std::vector<Session>{lost, kept, later}));
+  }
+  // The documented layout: u64 sequence, i64 last_ms, u8 flags, the result.
+  EXPECT_EQ(raw_get(dir.path(), slot_key('s', 21)),
+            be(7, 8) + be(1'700'000'000'000, 8) + std::string(1, '\x01'));
+  EXPECT_EQ(raw_get(dir.path(), slot_key('s', 22)),
+            be(3, 8) + be(1'700'000'000'001, 8) + std::string(1, '\0') + kept.result);
+  EXPECT_EQ(raw_get(dir.path(), meta_key("format")), be(kFormatVersion, 4));
+  auto store = open_ok(dir.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->load_sessions(), (std::vector<Session>{lost, kept, later}));
+}
+
+TEST(LogStore, FormatVersion1SessionsLoadWithResultKeptAndAreUpgraded) {
+  TempDir dir;
+  {
+    auto store = open_ok(dir.path());
+    ASSERT_NE(store, nullptr);
+    applied_ok(*store, 4);
+  }
+  // A store as a version-1 build left it: session values without flags. The
+  // results start with bytes a flags byte could have (0x00, 0x01) or are
+  // empty: version 1 has no flags, so they are all results, all kept.
+  const std::string r5 = std::string(1, '\x01') + "abc";
+  raw_put(dir.path(), {{meta_key("format"), be(1, 4)},
+                       {slot_key('s', 5), be(9, 8) + be(1'700'000'000'000, 8) + r5},
+                       {slot_key('s', 6), be(2, 8) + be(77, 8)},
+                       {slot_key('s', 7), be(3, 8) + be(78, 8) + std::string(1, '\0')}});
+  const std::vector<Session> want{Session{5, 9, r5, 1'700'000'000'000, false},
+                                  Session{6, 2, "", 77, false},
+                                  Session{7, 3, std::string(1, '\0'), 78, false}};
+  {
+    auto store = open_ok(dir.path());
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->applied(), 4u);
+    EXPECT_EQ(store->load_sessions(), want);
+    EXPECT_EQ(store->stats().syncs, 1u);  // the upgrade: one synced write
+    // New sessions next to upgraded ones.
+    applied_ok(*store, 5, {Session{8, 1, "", 79, true}});
+  }
+  // Upgraded in place: version 2, every session rewritten with flags 0.
+  EXPECT_EQ(raw_get(dir.path(), meta_key("format")), be(2, 4));
+  EXPECT_EQ(raw_get(dir.path(), slot_key('s', 5)),
+            be(9, 8) + be(1'700'000'000'000, 8) + std::string(1, '\0') + r5);
+  EXPECT_EQ(raw_get(dir.path(), slot_key('s', 6)), be(2, 8) + be(77, 8) + std::string(1, '\0'));
+  auto store = open_ok(dir.path());
+  ASSERT_NE(store, nullptr);
+  std::vector<Session> all = want;
+  all.push_back(Session{8, 1, "", 79, true});
+  EXPECT_EQ(store->load_sessions(), all);
+  EXPECT_EQ(store->stats().syncs, 0u);  // nothing left to upgrade
 }
 
 TEST(LogStore, LoadReturnsOnlySlotsAboveApplied) {
@@ -756,6 +830,25 @@ TEST_F(LogStoreRefusal, UnknownFormatVersion) {
   raw_put(dir(), {{meta_key("format"), be(99, 4)}});
   const std::string error = open_error(dir());
   EXPECT_NE(error.find("format version 99 is unknown"), std::string::npos) << error;
+}
+
+TEST_F(LogStoreRefusal, SessionWithUnknownFlags) {
+  raw_put(dir(), {{slot_key('s', 4), be(1, 8) + be(0, 8) + "\x03r"}});
+  const std::string error = open_error(dir());
+  EXPECT_NE(error.find("session of client 4 has unknown flags 3"), std::string::npos) << error;
+}
+
+TEST_F(LogStoreRefusal, SessionWithoutFlagsByte) {
+  raw_put(dir(), {{slot_key('s', 4), be(1, 8) + be(0, 8)}});  // a version-1 value in version 2
+  const std::string error = open_error(dir());
+  EXPECT_NE(error.find("session of client 4 is malformed (16 bytes)"), std::string::npos) << error;
+}
+
+TEST_F(LogStoreRefusal, Version1SessionTooShort) {
+  raw_put(dir(), {{meta_key("format"), be(1, 4)}, {slot_key('s', 4), be(1, 8) + "x"}});
+  const std::string error = open_error(dir());
+  EXPECT_NE(error.find("session of client 4 is malformed (9 bytes)"), std::string::npos) << error;
+  EXPECT_EQ(raw_get(dir(), meta_key("format")), be(1, 4));  // refused, not upgraded
 }
 
 TEST_F(LogStoreRefusal, ChosenValueThatFailsToDecode) {

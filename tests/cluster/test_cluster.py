@@ -253,3 +253,60 @@ def test_idle_sessions_expire_through_the_log_on_every_node():
         conn.close()
     finally:
         c.stop()
+
+
+def test_retry_of_a_write_replayed_after_a_crash_says_its_result_was_lost():
+    """A write its backend had already applied when the node replayed it after a
+    crash has no result to give back. A retry of it (answered from the session
+    table, at once or through the log) says so, also after a later clean
+    restart (the flag is stored with the session), instead of answering OK
+    with an empty result."""
+    pb, kv = protos()
+    lost = "applied; the result was lost in a restart"
+    # One node; the kv backend fsyncs every apply, so a write survives kill -9
+    # even when the node has not recorded its session yet (that happens at most
+    # every 100 ms: the window this test aims for).
+    c = Cluster(1, extra_args=["--backend-option", "kv.sync=true"])
+    try:
+        node = c.start()
+        for attempt in range(10):
+            client = 7000 + attempt
+            incr = kv.KvCommand(op=kv.KvCommand.INCREMENT, key=b"n%d" % attempt, delta=1)
+            filler = kv.KvCommand(op=kv.KvCommand.PUT, key=b"filler", value=b"x")
+            conn = Conn(node.port)
+            time.sleep(0.15)  # the filler's apply records the applied point...
+            assert kv_write(conn, filler).code == 0
+            first = kv_write(conn, incr, client_id=client, sequence=1)  # ...this one not yet
+            node.kill9()
+            conn.close()
+            assert first.code == 0 and not first.error, first
+            node.start()
+            c.wait_for_leader()
+            conn = Conn(node.port)
+            again = kv_write(conn, incr, client_id=client, sequence=1, timeout_ms=5000)
+            if again.result:  # the session was recorded before the kill: try again
+                res = kv.KvResult()
+                res.ParseFromString(again.result)
+                assert again.code == 0 and not again.error and res.number == 1, (again, res)
+                conn.close()
+                continue
+            assert again.code == 0 and again.error == lost, again
+            # The flag is stored: the same answer after a clean restart.
+            conn.close()
+            assert node.terminate() == 0
+            node.start()
+            c.wait_for_leader()
+            conn = Conn(node.port)
+            again = kv_write(conn, incr, client_id=client, sequence=1, timeout_ms=5000)
+            assert again.code == 0 and again.result == b"" and again.error == lost, again
+            # Applied once: the client's next command sees 1 + 1.
+            nxt = kv_write(conn, incr, client_id=client, sequence=2)
+            res = kv.KvResult()
+            res.ParseFromString(nxt.result)
+            assert nxt.code == 0 and not nxt.error and res.number == 2, (nxt, res)
+            conn.close()
+            return
+        import pytest
+        pytest.skip("every session was recorded before the kill; the window was never hit")
+    finally:
+        c.stop()
