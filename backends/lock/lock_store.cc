@@ -231,7 +231,8 @@ class Sql {
 constexpr const char* kSchema =
     "CREATE TABLE IF NOT EXISTS _meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY, ttl_ms INTEGER NOT NULL, "
-    "  last_seen_ms INTEGER NOT NULL, lock_delay_ms INTEGER NOT NULL DEFAULT 5000);"
+    "  last_seen_ms INTEGER NOT NULL, lock_delay_ms INTEGER NOT NULL DEFAULT 5000, "
+    "  fence_floor INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS ended (id INTEGER PRIMARY KEY, expired INTEGER NOT NULL, "
     "  at_ms INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, unavailable_until_ms INTEGER "
@@ -298,6 +299,7 @@ bool LockStore::exec(const char* sql, std::string* error) {
 bool LockStore::upgrade_schema(std::string* error) {
   const std::pair<const char*, const char*> added[] = {
       {"sessions", "lock_delay_ms INTEGER NOT NULL DEFAULT 5000"},
+      {"sessions", "fence_floor INTEGER NOT NULL DEFAULT 0"},
       {"holders", "req INTEGER NOT NULL DEFAULT 0"},
       {"waiters", "req INTEGER NOT NULL DEFAULT 0"}};
   for (const auto& [table, column] : added) {
@@ -340,12 +342,13 @@ bool LockStore::load(std::string* error) {
     if (!q.ok(error)) return false;
   }
   {
-    Sql q(db_, "SELECT id, ttl_ms, last_seen_ms, lock_delay_ms FROM sessions");
+    Sql q(db_, "SELECT id, ttl_ms, last_seen_ms, lock_delay_ms, fence_floor FROM sessions");
     while (q.row()) {
       Session& s = sessions_[static_cast<std::uint64_t>(q.col(0))];
       s.ttl_ms = q.col(1);
       s.last_seen_ms = q.col(2);
       s.lock_delay_ms = q.col(3);
+      s.fence_floor = static_cast<std::uint64_t>(q.col(4));
     }
     if (!q.ok(error)) return false;
   }
@@ -476,11 +479,12 @@ bool LockStore::persist(std::uint64_t position, std::string* error) {
     if (it == sessions_.end()) {
       if (!Sql(db_, "DELETE FROM sessions WHERE id = ?").u(id).run(error)) return false;
     } else if (!Sql(db_, "INSERT OR REPLACE INTO sessions (id, ttl_ms, last_seen_ms, "
-                         "lock_delay_ms) VALUES (?, ?, ?, ?)")
+                         "lock_delay_ms, fence_floor) VALUES (?, ?, ?, ?, ?)")
                     .u(id)
                     .i(it->second.ttl_ms)
                     .i(it->second.last_seen_ms)
                     .i(it->second.lock_delay_ms)
+                    .u(it->second.fence_floor)
                     .run(error)) {
       return false;
     }
@@ -736,11 +740,18 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
   // A release or cancel with a request number fences this session's acquires
   // of the lock up to it: one still on its way (a retry, a call that timed
   // out) is refused when it arrives, so it cannot leave a hold nobody knows of.
-  if (p.op != "acquire" && p.req != 0) {
+  if (p.op != "acquire" && p.req > s.fence_floor) {
     std::uint64_t& fence = s.fences[p.lock];
     if (p.req > fence) {
       fence = p.req;
       dirty_fences_.insert({p.session, p.lock});
+    }
+    if (s.fences.size() > kMaxFences) {
+      auto lowest = std::min_element(s.fences.begin(), s.fences.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; });
+      s.fence_floor = std::max(s.fence_floor, lowest->second);
+      dirty_fences_.insert({p.session, lowest->first});
+      s.fences.erase(lowest);
     }
   }
   if (p.op != "acquire" && !locks_.contains(p.lock)) {
@@ -755,10 +766,11 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
   if (p.op == "acquire") {
     if (p.req != 0) {
       auto f = s.fences.find(p.lock);
-      if (f != s.fences.end() && p.req <= f->second) {
+      const std::uint64_t fence = std::max(s.fence_floor, f != s.fences.end() ? f->second : 0);
+      if (p.req <= fence) {
         return json{{"error", "request " + std::to_string(p.req) +
                                   " was superseded by a later release or cancel of this "
-                                  "session (request " + std::to_string(f->second) + ")"},
+                                  "session (request " + std::to_string(fence) + ")"},
                     {"superseded", true}}
             .dump();
       }

@@ -77,7 +77,9 @@
 // req R fences the session's acquires of that lock up to R: one applied later
 // is refused ("superseded"). A cancel with req R also ends a wait or a hold
 // that only acquires up to R asked for (a later acquire of the same grant
-// keeps it). The fences are kept until the session ends.
+// keeps it). The fences are kept until the session ends, at most kMaxFences
+// lock names per session: beyond that the lowest fence is dropped and its
+// number becomes a floor that fences every lock of the session.
 //
 // Positions: the last applied position, now_ms and every changed row are
 // written in one SQLite transaction per batch; positions at or below
@@ -110,6 +112,8 @@ inline constexpr std::size_t kMaxLockName = 256;
 // How many ended (expired or closed) sessions are remembered, to tell a client
 // "expired" rather than "unknown session"; the lowest ids are forgotten first.
 inline constexpr std::size_t kEndedKept = 10000;
+// Fences kept per session (lock names); older ones fold into one floor.
+inline constexpr std::size_t kMaxFences = 1024;
 
 class LockStore {
  public:
@@ -146,6 +150,9 @@ class LockStore {
     // lock -> the highest request number a release or cancel of this session
     // named: an acquire with a request number at or below it is refused.
     std::map<std::string, std::uint64_t> fences;
+    // At most kMaxFences are kept: the oldest go, and every lock is then
+    // fenced up to the highest request number that went.
+    std::uint64_t fence_floor = 0;
     std::int64_t expires_ms() const { return last_seen_ms + ttl_ms; }
   };
   struct Holder {

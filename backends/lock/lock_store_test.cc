@@ -393,6 +393,46 @@ TEST_F(LockStoreTest, ReleaseAndCancelFenceOlderAcquiresOfTheSession) {
   EXPECT_EQ(holders(show("L")), std::vector<std::uint64_t>{b});  // b's wait 4 was granted
 }
 
+TEST_F(LockStoreTest, FencesAreBoundedPerSessionByAFloor) {
+  const auto a = open_session(0, 600000);
+  // Releases (of locks not held: still fences) of more names than are kept.
+  const std::uint64_t n = kMaxFences + 10;
+  for (std::uint64_t i = 1; i <= n; ++i) {
+    run({{"op", "release"}, {"session", a}, {"lock", "k" + std::to_string(i)}, {"req", i}}, 1);
+  }
+  // The 10 oldest went into the floor (10): any lock, up to 10, is fenced.
+  EXPECT_EQ(run({{"op", "acquire"}, {"session", a}, {"lock", "never-named"}, {"req", 10}}, 2)
+                ["superseded"],
+            true);
+  EXPECT_EQ(run({{"op", "acquire"}, {"session", a}, {"lock", "k500"}, {"req", 500}}, 2)
+                ["superseded"],
+            true);
+  EXPECT_EQ(run({{"op", "acquire"}, {"session", a}, {"lock", "never-named"}, {"req", n + 1}}, 2)
+                ["granted"],
+            true);
+  // Kept in the database as in memory.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_.path() + "/lock.sqlite").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM fences", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), static_cast<std::int64_t>(kMaxFences));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  store_.reset();
+  store_ = open_store(dir_);
+  EXPECT_EQ(run({{"op", "acquire"}, {"session", a}, {"lock", "other"}, {"req", 9}}, 3)["superseded"],
+            true);
+  // The session's end takes its fences with it.
+  run({{"op", "close"}, {"session", a}}, 4);
+  ASSERT_EQ(sqlite3_open((dir_.path() + "/lock.sqlite").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM fences", -1, &st, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 // lock_delay_ms = 0: a lock freed and granted again inside one command would
 // hand out the same token twice; the second grant waits for the next command.
 class NoDelayTest : public LockStoreTest {

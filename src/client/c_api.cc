@@ -1,6 +1,8 @@
 // The C API (include/synod/client.h) over the C++ client. Built into
 // libsynod_client.so with hidden visibility and a version script, so the
 // synod_* functions are its only exported symbols.
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -135,16 +137,35 @@ synod_code guarded(char** error, F&& f) {
   }
 }
 
+// The defaults d into a caller's struct of `size` bytes (its header's sizeof):
+// no more than that is written, and struct_size says how much.
+template <typename T>
+void fill_defaults(T* out, std::size_t size, const T& d) {
+  if (out == nullptr || size < sizeof(std::size_t)) return;
+  size = std::min(size, sizeof(T));
+  std::memcpy(static_cast<void*>(out), &d, size);
+  out->struct_size = size;
+}
+
 }  // namespace
 
 extern "C" {
 
+void synod_options_init_sized(synod_options* options, size_t size) {
+  synod_options d;
+  std::memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.timeout_ms = 5000;
+  d.attempt_timeout_ms = 1000;
+  fill_defaults(options, size, d);
+}
+
+// The function of the first version's header (before init became a macro),
+// for programs built against it: that struct had today's size.
+#undef synod_options_init
+SYNOD_CLIENT_API void synod_options_init(synod_options* options);
 void synod_options_init(synod_options* options) {
-  if (options == nullptr) return;
-  std::memset(options, 0, sizeof(*options));
-  options->struct_size = sizeof(*options);
-  options->timeout_ms = 5000;
-  options->attempt_timeout_ms = 1000;
+  synod_options_init_sized(options, sizeof(synod_options));
 }
 
 synod_client* synod_client_open_with(const char* nodes_csv, const synod_options* options,
@@ -155,7 +176,7 @@ synod_client* synod_client_open_with(const char* nodes_csv, const synod_options*
     return nullptr;
   }
   synod_options o;
-  synod_options_init(&o);
+  synod_options_init_sized(&o, sizeof(o));
   if (options != nullptr) {
     if (options->struct_size < sizeof(std::size_t) || options->struct_size > sizeof(o)) {
       set_error(error, "synod_options not initialized with synod_options_init");
@@ -191,7 +212,7 @@ synod_client* synod_client_open_with(const char* nodes_csv, const synod_options*
 
 synod_client* synod_client_open(const char* nodes_csv, int timeout_ms, char** error) {
   synod_options o;
-  synod_options_init(&o);
+  synod_options_init_sized(&o, sizeof(o));
   o.timeout_ms = timeout_ms;
   return synod_client_open_with(nodes_csv, &o, error);
 }
@@ -382,12 +403,21 @@ synod_code synod_read(synod_client* client, const char* backend, const char* pay
   });
 }
 
+void synod_lock_options_init_sized(synod_lock_options* options, size_t size) {
+  synod_lock_options d;
+  std::memset(&d, 0, sizeof(d));
+  d.struct_size = sizeof(d);
+  d.ttl_ms = 10000;
+  d.lock_delay_ms = 5000;
+  fill_defaults(options, size, d);
+}
+
+// The first version's function, for programs built against its header: that
+// struct ended before lock_delay_ms.
+#undef synod_lock_options_init
+SYNOD_CLIENT_API void synod_lock_options_init(synod_lock_options* options);
 void synod_lock_options_init(synod_lock_options* options) {
-  if (options == nullptr) return;
-  std::memset(options, 0, sizeof(*options));
-  options->struct_size = sizeof(*options);
-  options->ttl_ms = 10000;
-  options->lock_delay_ms = 5000;
+  synod_lock_options_init_sized(options, offsetof(synod_lock_options, lock_delay_ms));
 }
 
 synod_code synod_lock_session_open(synod_client* client, const synod_lock_options* options,
@@ -396,7 +426,7 @@ synod_code synod_lock_session_open(synod_client* client, const synod_lock_option
   if (client == nullptr) return bad(error, "client is NULL");
   if (session == nullptr) return bad(error, "session (the out-parameter) is NULL");
   synod_lock_options o;
-  synod_lock_options_init(&o);
+  synod_lock_options_init_sized(&o, sizeof(o));
   if (options != nullptr) {
     if (options->struct_size < sizeof(std::size_t) || options->struct_size > sizeof(o)) {
       return bad(error, "synod_lock_options not initialized with synod_lock_options_init");

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <set>
 #include <mutex>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -153,6 +154,14 @@ struct LockSession::Impl {
   // keep-alive thread cancels them until the cluster answers, so the session
   // never holds or waits for a lock nobody asked for.
   std::map<std::string, std::uint64_t> abandoned;
+  // Locks a caller was told it holds (acquire kOk) and has not released: a
+  // cancel must not take them away (another acquire of the same name that got
+  // no answer leaves nothing behind: a late copy finds the grant, or comes
+  // after the release, which fences it).
+  std::set<std::string> held_names;
+  // Locks with an acquire in progress: one at a time per name, so that two
+  // threads of the session never share a wait that one of them then cancels.
+  std::set<std::string> acquiring;
   bool closed = false;
   Result close_result;
   std::thread keepalive;
@@ -194,7 +203,7 @@ struct LockSession::Impl {
     bool expired = false;
     {
       std::lock_guard lock(mu);
-      if (lost) return true;
+      if (lost || stopping) return lost;  // a closed session is not "lost" later
       expired = SteadyClock::now() >= valid_until;
     }
     if (expired) {
@@ -225,6 +234,7 @@ struct LockSession::Impl {
   void abandon(std::string_view name, std::uint64_t req) {
     {
       std::lock_guard lock(mu);
+      if (stopping) return;  // close() ends everything the session has
       std::uint64_t& upto = abandoned[std::string(name)];
       upto = std::max(upto, req);
     }
@@ -269,21 +279,32 @@ struct LockSession::Impl {
       });
       if (lost || stopping) return;
       auto now = SteadyClock::now();
-      if (now >= valid_until) {
+      // Each call ends by valid_until (at least 1 ms: 0 would mean the
+      // client's default timeout); with less left, the session is lost.
+      const auto left = std::chrono::duration_cast<milliseconds>(valid_until - now);
+      if (left < milliseconds(1)) {
+        const auto until = valid_until;
         lock.unlock();
+        std::this_thread::sleep_until(until);
         check_lost();
         return;
       }
-      const auto left = std::chrono::duration_cast<milliseconds>(valid_until - now);
       const milliseconds timeout = std::min(call_limit, left);
       if (!abandoned.empty() && now >= cancel_next) {
         const auto pending = abandoned;
+        const auto until = valid_until;
         lock.unlock();
         const auto sent = SteadyClock::now();
         bool all = true;
         bool any = false;
         for (const auto& [name, upto] : pending) {
-          const bool answered = cancel_abandoned(name, upto, timeout);
+          // One deadline for the whole round: valid_until.
+          const auto rest = std::chrono::duration_cast<milliseconds>(until - SteadyClock::now());
+          if (rest < milliseconds(1)) {
+            all = false;
+            break;
+          }
+          const bool answered = cancel_abandoned(name, upto, std::min(call_limit, rest));
           all = all && answered;
           any = any || answered;
         }
@@ -306,7 +327,7 @@ struct LockSession::Impl {
       }
       lock.lock();
       if (a.code == Code::kOk) {
-        valid_until = std::max(valid_until, sent + options.ttl);
+        if (!lost) valid_until = std::max(valid_until, sent + options.ttl);
         next = sent + every;
         continue;
       }
@@ -405,10 +426,45 @@ std::chrono::steady_clock::time_point LockSession::valid_until() const {
 LockResult LockSession::acquire(std::string_view name, const AcquireOptions& options) {
   Impl& s = *impl_;
   if (LockResult u = s.unusable(); !u.ok()) return u;
-  const bool wait = options.wait.count() != 0;
   const auto start = SteadyClock::now();
-  const auto deadline =
-      options.wait.count() < 0 ? SteadyClock::time_point::max() : start + options.wait;
+  const milliseconds longest = std::chrono::duration_cast<milliseconds>(
+      SteadyClock::time_point::max() - start - std::chrono::hours(24));
+  const auto deadline = options.wait.count() < 0 || options.wait > longest
+                            ? SteadyClock::time_point::max()
+                            : start + options.wait;
+  const std::string key(name);
+  {
+    // One acquire of a name at a time in this session.
+    std::unique_lock lock(s.mu);
+    const bool free = s.cv.wait_until(lock, deadline, [&] {
+      return s.lost || s.stopping || !s.acquiring.contains(key);
+    });
+    if (s.lost || s.stopping) {
+      lock.unlock();
+      return s.unusable();
+    }
+    if (!free) {
+      return lock_result(Code::kLockBusy, "not granted within " +
+                                              std::to_string(options.wait.count()) +
+                                              " ms (another acquire of it in this session "
+                                              "was in progress)");
+    }
+    s.acquiring.insert(key);
+  }
+  LockResult r = acquire_one(name, options, deadline);
+  {
+    std::lock_guard lock(s.mu);
+    s.acquiring.erase(key);
+    if (r.ok()) s.held_names.insert(key);
+  }
+  s.cv.notify_all();
+  return r;
+}
+
+LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions& options,
+                                    std::chrono::steady_clock::time_point deadline) {
+  Impl& s = *impl_;
+  const bool wait = options.wait.count() != 0;
   const milliseconds poll = std::max(milliseconds(1), options.poll_interval);
   // Every copy of this acquire carries one request number: a cancel with it
   // ends whatever any of them was granted or queued for.
@@ -434,6 +490,12 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
   // covers both); when the cluster does not answer, the keep-alive thread
   // keeps cancelling. `why` is the caller's answer.
   auto give_up = [&](LockResult why) -> LockResult {
+    {
+      // Held already (by an earlier acquire a caller was told of): nothing
+      // of this request's can outlive it; cancelling would take it away.
+      std::lock_guard lock(s.mu);
+      if (s.held_names.contains(std::string(name))) return why;
+    }
     const std::string cancel = encode_lock_cancel(s.id, name, req);
     for (int attempt = 0; attempt < 3; ++attempt) {
       const LockAnswer c =
@@ -469,6 +531,10 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
                                              "); not granted"));
     }
   }
+  if (a.code == Code::kProtocolError) {
+    // Applied, but the answer makes no sense: whatever it did, undo it.
+    return give_up(lock_result(a));
+  }
   if (a.code != Code::kLockBusy || !a.waiting) {
     if (a.code == Code::kLockBusy && wait) {
       // Not queued although asked to wait: the backend would not queue it.
@@ -498,9 +564,7 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
     if (a.code == Code::kLockBusy && !a.waiting) {
       // Out of the queue without a grant (it should not happen): queue again.
       a = send_acquire();
-      if (a.code == Code::kOk || (a.code != Code::kLockBusy && !retryable(a.code))) {
-        return lock_result(a);
-      }
+      if (a.code == Code::kOk || a.code == Code::kSessionLost) return lock_result(a);
     }
     // A refusal will not change by asking again (the backend's error, an
     // answer that cannot be decoded): give up, leaving the queue as below.
@@ -529,6 +593,10 @@ LockResult LockSession::try_acquire(std::string_view name, LockMode mode) {
 LockResult LockSession::release(std::string_view name) {
   Impl& s = *impl_;
   if (LockResult u = s.unusable(); !u.ok()) return u;
+  {
+    std::lock_guard lock(s.mu);
+    s.held_names.erase(std::string(name));
+  }
   const std::uint64_t req = s.next_req();
   LockResult r = release_as(s.client, name, s.id, req, s.call(), s.options.backend);
   if (r.code == Code::kSessionLost) s.cluster_says_lost(r.message);

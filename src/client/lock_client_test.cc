@@ -274,7 +274,9 @@ TEST(LockClient, ASessionIsLostHereWhenItsTtlPassesWithoutAKeepalive) {
   // cluster answers again.
   EXPECT_TRUE(session->close().ok());
   LockInfo info;
-  ASSERT_TRUE(show_lock(*client, name, &info, {}).ok());
+  CallOptions lin;
+  lin.consistency = Consistency::kLinearizable;
+  ASSERT_TRUE(show_lock(*client, name, &info, lin).ok());
   EXPECT_TRUE(info.holders.empty());
 }
 
@@ -302,7 +304,9 @@ TEST(LockClient, AnAcquireThatGotNoAnswerLeavesNoHoldBehind) {
   LockInfo info;
   EXPECT_TRUE(eventually(
       [&] {
-        return show_lock(*client, name, &info, {}).ok() && info.last_token > 0 &&
+        CallOptions lin;
+        lin.consistency = Consistency::kLinearizable;
+        return show_lock(*client, name, &info, lin).ok() && info.last_token > 0 &&
                info.holders.empty() && info.waiters.empty();
       },
       milliseconds(10000)))
@@ -312,6 +316,59 @@ TEST(LockClient, AnAcquireThatGotNoAnswerLeavesNoHoldBehind) {
   ASSERT_TRUE(other) << r.message;
   EXPECT_TRUE(other->try_acquire(name).ok());
   EXPECT_FALSE(session->lost());
+}
+
+TEST(LockClient, AnUnansweredSecondAcquireDoesNotTakeAwayAHeldLock) {
+  // The session holds the lock; a second acquire of it (idempotent) gets no
+  // answer. Giving that one up must not cancel the hold the first was told of.
+  CLIENT_OR_SKIP(client);
+  FOLLOWERS_OR_SKIP(client, pids);
+  LockSessionOptions o;
+  o.ttl = milliseconds(20000);
+  o.call_timeout = milliseconds(400);
+  Result r;
+  auto session = LockSession::open(*client, o, &r);
+  ASSERT_TRUE(session) << r.message;
+  const std::string name = unique("held");
+  LockGuard guard(*session, name);
+  ASSERT_TRUE(guard.ok()) << guard.result().message;
+  {
+    Freeze freeze(pids);
+    const LockResult again = session->try_acquire(name);
+    EXPECT_FALSE(again.ok());
+  }
+  std::this_thread::sleep_for(milliseconds(1500));  // whatever was sent is applied by now
+  const LockResult st = session->status(name);
+  ASSERT_TRUE(st.ok()) << code_name(st.code) << ": " << st.message;
+  EXPECT_EQ(st.token, guard.token());
+  EXPECT_TRUE(guard.ok());
+}
+
+TEST(LockClient, TwoThreadsOfOneSessionDoNotShareAWaitOneOfThemCancels) {
+  // Thread A waits without limit; thread B, same session, waits 100 ms for
+  // the same lock. B must not join A's wait and then cancel it: A is granted
+  // the lock when its holder lets go, and keeps it.
+  CLIENT_OR_SKIP(client);
+  Result r;
+  auto holder = LockSession::open(*client, {}, &r);
+  ASSERT_TRUE(holder) << r.message;
+  auto session = LockSession::open(*client, {}, &r);
+  ASSERT_TRUE(session) << r.message;
+  const std::string name = unique("shared-wait");
+  ASSERT_TRUE(holder->acquire(name).ok());
+  auto a = std::async(std::launch::async, [&] { return session->acquire(name); });
+  std::this_thread::sleep_for(milliseconds(300));  // A is queued
+  AcquireOptions brief;
+  brief.wait = milliseconds(100);
+  const LockResult b = session->acquire(name, brief);
+  EXPECT_EQ(b.code, Code::kLockBusy) << b.message;
+  ASSERT_TRUE(holder->release(name).ok());
+  const LockResult got = a.get();
+  ASSERT_TRUE(got.ok()) << got.message;
+  std::this_thread::sleep_for(milliseconds(500));
+  const LockResult st = session->status(name);
+  EXPECT_TRUE(st.ok()) << code_name(st.code) << ": " << st.message;
+  EXPECT_EQ(st.token, got.token);
 }
 
 TEST(LockClient, AReleaseThatGotNoAnswerIsFinishedInTheBackground) {
