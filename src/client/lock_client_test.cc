@@ -105,6 +105,15 @@ bool eventually(F f, milliseconds limit) {
   return f();
 }
 
+// A long TTL and short calls: a call to a cluster that cannot choose anything
+// times out long before the session could expire.
+LockSessionOptions impatient() {
+  LockSessionOptions o;
+  o.ttl = milliseconds(20000);
+  o.call_timeout = milliseconds(400);
+  return o;
+}
+
 std::string unique(const char* base) {
   return std::string(base) + "-" + std::to_string(::getpid()) + "-" +
          std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
@@ -286,11 +295,8 @@ TEST(LockClient, AnAcquireThatGotNoAnswerLeavesNoHoldBehind) {
   // the lock its caller was told it did not get.
   CLIENT_OR_SKIP(client);
   FOLLOWERS_OR_SKIP(client, pids);
-  LockSessionOptions o;
-  o.ttl = milliseconds(20000);
-  o.call_timeout = milliseconds(400);
   Result r;
-  auto session = LockSession::open(*client, o, &r);
+  auto session = LockSession::open(*client, impatient(), &r);
   ASSERT_TRUE(session) << r.message;
   const std::string name = unique("unanswered");
   LockResult got;
@@ -323,11 +329,8 @@ TEST(LockClient, AnUnansweredSecondAcquireDoesNotTakeAwayAHeldLock) {
   // answer. Giving that one up must not cancel the hold the first was told of.
   CLIENT_OR_SKIP(client);
   FOLLOWERS_OR_SKIP(client, pids);
-  LockSessionOptions o;
-  o.ttl = milliseconds(20000);
-  o.call_timeout = milliseconds(400);
   Result r;
-  auto session = LockSession::open(*client, o, &r);
+  auto session = LockSession::open(*client, impatient(), &r);
   ASSERT_TRUE(session) << r.message;
   const std::string name = unique("held");
   LockGuard guard(*session, name);
@@ -374,11 +377,8 @@ TEST(LockClient, TwoThreadsOfOneSessionDoNotShareAWaitOneOfThemCancels) {
 TEST(LockClient, AReleaseThatGotNoAnswerIsFinishedInTheBackground) {
   CLIENT_OR_SKIP(client);
   FOLLOWERS_OR_SKIP(client, pids);
-  LockSessionOptions o;
-  o.ttl = milliseconds(20000);
-  o.call_timeout = milliseconds(400);
   Result r;
-  auto session = LockSession::open(*client, o, &r);
+  auto session = LockSession::open(*client, impatient(), &r);
   ASSERT_TRUE(session) << r.message;
   const std::string name = unique("release");
   ASSERT_TRUE(session->acquire(name).ok());
