@@ -25,6 +25,7 @@ struct Parsed {
   std::string lock;
   bool shared = false;
   bool wait = true;
+  bool keep_held = false;  // cancel: end a wait, never a hold
   std::uint64_t token = 0;
   std::uint64_t req = 0;  // acquire, cancel, release: the client's request number (0: none)
 };
@@ -142,6 +143,15 @@ bool parse(std::string_view text, Kind kind, Parsed* p, std::string* why) {
     if (p->req > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
       *why = "\"req\" is too large";
       return false;
+    }
+  }
+  if (p->op == "cancel") {
+    if (auto k = j.find("keep_held"); k != j.end()) {
+      if (!k->is_boolean()) {
+        *why = "\"keep_held\" must be true or false";
+        return false;
+      }
+      p->keep_held = k->get<bool>();
     }
   }
   if (p->op == "acquire") {
@@ -746,7 +756,7 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
       fence = p.req;
       dirty_fences_.insert({p.session, p.lock});
     }
-    if (s.fences.size() > kMaxFences) {
+    while (s.fences.size() > kMaxFences) {
       auto lowest = std::min_element(s.fences.begin(), s.fences.end(),
                                      [](const auto& a, const auto& b) { return a.second < b.second; });
       s.fence_floor = std::max(s.fence_floor, lowest->second);
@@ -823,7 +833,7 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
     }
     if (held != l.holders.end()) {
       const std::uint64_t token = held->token;
-      if (p.req != 0 && held->req <= p.req) {
+      if (p.req != 0 && held->req <= p.req && !p.keep_held) {
         // Granted to an acquire the cancel covers: released (no lock-delay).
         remove_holder(p.lock, p.session);
         try_grant(p.lock, ctx.slot);
@@ -838,6 +848,15 @@ std::string LockStore::apply_one(const synod_apply_context& ctx, std::string_vie
   }
   // release
   if (held == l.holders.end()) return error_result("not held");
+  if (p.req != 0 && held->req > p.req) {
+    // A late release: a newer acquire of the session asked for the lock
+    // since, and was told it holds it.
+    return json{{"error", "request " + std::to_string(p.req) +
+                              " was superseded by a newer acquire of this session (request " +
+                              std::to_string(held->req) + ")"},
+                {"superseded", true}}
+        .dump();
+  }
   remove_holder(p.lock, p.session);
   try_grant(p.lock, ctx.slot);
   return json{{"released", true}}.dump();

@@ -18,12 +18,13 @@
 //         | {"granted":false,"waiting":true,"position":k}          (queued; k = 1 is next)
 //         | {"granted":false,"waiting":false,"holder_session":H,"unavailable_until_ms":X}
 //         | {"error":"request R was superseded ...","superseded":true}
-//   {"op":"cancel","session":S,"lock":NAME,"req":R} -> {"cancelled":true}
+//   {"op":"cancel","session":S,"lock":NAME,"req":R,"keep_held":false} -> {"cancelled":true}
 //         | {"cancelled":true,"released":true,"token":T}  (with req: a grant it covers, released)
 //         | {"cancelled":false,"held":true,"token":T}  (granted before the cancel: release it)
 //         | {"cancelled":false,"waiting":true}         (a wait of a newer request)
 //         | {"cancelled":false}                        (neither waiting nor holding)
 //   {"op":"release","session":S,"lock":NAME,"req":R} -> {"released":true} | {"error":"not held"}
+//         | {"error":"request R was superseded ...","superseded":true}  (a newer acquire holds it)
 //   {"op":"tick"}                            -> {}    (only advances the clock)
 //
 // mode defaults to "exclusive", wait to true. A command on a session that is
@@ -77,7 +78,9 @@
 // req R fences the session's acquires of that lock up to R: one applied later
 // is refused ("superseded"). A cancel with req R also ends a wait or a hold
 // that only acquires up to R asked for (a later acquire of the same grant
-// keeps it). The fences are kept until the session ends, at most kMaxFences
+// keeps it); with "keep_held": true only a wait (the client still holds the
+// lock from an earlier acquire it reported). A release with req R does not
+// free a hold a newer acquire (req > R) asked for. The fences are kept until the session ends, at most kMaxFences
 // lock names per session: beyond that the lowest fence is dropped and its
 // number becomes a floor that fences every lock of the session.
 //

@@ -393,6 +393,33 @@ TEST_F(LockStoreTest, ReleaseAndCancelFenceOlderAcquiresOfTheSession) {
   EXPECT_EQ(holders(show("L")), std::vector<std::uint64_t>{b});  // b's wait 4 was granted
 }
 
+TEST_F(LockStoreTest, ALateReleaseAndAKeepHeldCancelLeaveANewerGrant) {
+  const auto a = open_session(0), b = open_session(0);
+  auto acq = [&](std::uint64_t s, std::uint64_t req, std::int64_t t) {
+    return run({{"op", "acquire"}, {"session", s}, {"lock", "L"}, {"req", req}}, t);
+  };
+  const std::uint64_t t1 = acq(a, 1, 10)["token"];
+  // Release 2 got no answer; acquire 3 found the grant (the caller holds it);
+  // release 2 then arrives: it must not free what acquire 3 reported.
+  EXPECT_EQ(acq(a, 3, 20)["token"], t1);
+  const json late = run({{"op", "release"}, {"session", a}, {"lock", "L"}, {"req", 2}}, 30);
+  EXPECT_EQ(late["superseded"], true) << late;
+  EXPECT_EQ(holders(show("L")), std::vector<std::uint64_t>{a});
+  // keep_held: a cancel covering the newest request ends waits only.
+  EXPECT_EQ(run({{"op", "cancel"}, {"session", a}, {"lock", "L"}, {"req", 5}, {"keep_held", true}},
+                40),
+            (json{{"cancelled", false}, {"held", true}, {"token", t1}}));
+  EXPECT_EQ(holders(show("L")), std::vector<std::uint64_t>{a});
+  EXPECT_EQ(acq(b, 1, 50)["waiting"], true);
+  EXPECT_EQ(run({{"op", "cancel"}, {"session", b}, {"lock", "L"}, {"req", 1}, {"keep_held", true}},
+                60),
+            (json{{"cancelled", true}}));
+  EXPECT_TRUE(waiters(show("L")).empty());
+  // An up-to-date release frees it.
+  EXPECT_EQ(run({{"op", "release"}, {"session", a}, {"lock", "L"}, {"req", 6}}, 70),
+            (json{{"released", true}}));
+}
+
 TEST_F(LockStoreTest, FencesAreBoundedPerSessionByAFloor) {
   const auto a = open_session(0, 600000);
   // Releases (of locks not held: still fences) of more names than are kept.
@@ -531,6 +558,7 @@ TEST(LockStoreValidate, RefusesMalformedCommands) {
            R"({"op":"release","session":1})", R"({"op":"cancel","lock":"a"})",
            R"({"op":"acquire","session":1,"lock":"a","req":-1})",
            R"({"op":"cancel","session":1,"lock":"a","req":"2"})",
+           R"({"op":"cancel","session":1,"lock":"a","keep_held":1})",
            R"({"op":"release","session":1,"lock":"a","req":9223372036854775808})",
            "{\"op\":\"acquire\",\"session\":1,\"lock\":\"\xff\"}"}) {
     std::string why;

@@ -88,11 +88,14 @@ typedef struct synod_options {
   const char* kv_backend; /* key-value backend name; NULL: "kv" */
 } synod_options;
 
-/* synod_options_init(&o) fills o with the defaults. It is a macro that passes
- * sizeof(o) as this header has it, so that a program built against an older
- * header (a smaller struct) is never written past its end by a newer library. */
+/* synod_options_init(&o) fills o with the defaults. Called directly it is a
+ * macro passing sizeof(synod_options) as this header has it, so a program
+ * built against this header is never written past its struct's end by a
+ * later library with a larger one. (The function itself, for bindings and
+ * function pointers, fills the library's own size.) */
+SYNOD_CLIENT_API void synod_options_init(synod_options* options);
 SYNOD_CLIENT_API void synod_options_init_sized(synod_options* options, size_t size);
-#define synod_options_init(options) synod_options_init_sized((options), sizeof(*(options)))
+#define synod_options_init(options) synod_options_init_sized((options), sizeof(synod_options))
 
 /* Opens a client for the nodes in nodes_csv ("HOST:PORT,HOST:PORT,..."). Does
  * not wait for any node; an unreachable cluster shows in the calls. NULL (and
@@ -191,11 +194,12 @@ typedef struct synod_lock_options {
                                 after the session EXPIRES, 0..300000; default 5000 */
 } synod_lock_options;
 
-/* synod_lock_options_init(&o) fills o with the defaults (a macro passing
- * sizeof(o), as synod_options_init). */
+/* synod_lock_options_init(&o) fills o with the defaults (called directly, a
+ * macro passing sizeof(synod_lock_options), as synod_options_init). */
+SYNOD_CLIENT_API void synod_lock_options_init(synod_lock_options* options);
 SYNOD_CLIENT_API void synod_lock_options_init_sized(synod_lock_options* options, size_t size);
 #define synod_lock_options_init(options) \
-  synod_lock_options_init_sized((options), sizeof(*(options)))
+  synod_lock_options_init_sized((options), sizeof(synod_lock_options))
 
 /* Opens a session (options may be NULL for the defaults). On SYNOD_OK,
  * *session receives it; the client must stay open until the session is closed. */

@@ -160,10 +160,9 @@ void synod_options_init_sized(synod_options* options, size_t size) {
   fill_defaults(options, size, d);
 }
 
-// The function of the first version's header (before init became a macro),
-// for programs built against it: that struct had today's size.
+// The function behind the macro, for bindings (ctypes, cgo) and function
+// pointers: the library's own size.
 #undef synod_options_init
-SYNOD_CLIENT_API void synod_options_init(synod_options* options);
 void synod_options_init(synod_options* options) {
   synod_options_init_sized(options, sizeof(synod_options));
 }
@@ -412,12 +411,9 @@ void synod_lock_options_init_sized(synod_lock_options* options, size_t size) {
   fill_defaults(options, size, d);
 }
 
-// The first version's function, for programs built against its header: that
-// struct ended before lock_delay_ms.
 #undef synod_lock_options_init
-SYNOD_CLIENT_API void synod_lock_options_init(synod_lock_options* options);
 void synod_lock_options_init(synod_lock_options* options) {
-  synod_lock_options_init_sized(options, offsetof(synod_lock_options, lock_delay_ms));
+  synod_lock_options_init_sized(options, sizeof(synod_lock_options));
 }
 
 synod_code synod_lock_session_open(synod_client* client, const synod_lock_options* options,

@@ -189,26 +189,31 @@ static void lock_tests(synod_client* c) {
   synod_lock_session_close(NULL);
 }
 
-/* The first version's exported init (its header had no macro): a program built
- * against it passes a struct that ends before lock_delay_ms. */
-SYNOD_CLIENT_API void(synod_lock_options_init)(synod_lock_options* options);
-
-/* Options structs of an older, smaller layout are never written past their end,
- * and the fields they lack keep the library's defaults. */
+/* Options structs of an older, smaller layout (as a program built against an
+ * older header has them) are never written past their end; the fields they
+ * lack keep the library's defaults. The init function itself (for bindings and
+ * function pointers) and a NULL argument work too. */
 static void options_abi_tests(void) {
   unsigned char buf[sizeof(synod_lock_options) + 16];
   const size_t v1 = offsetof(synod_lock_options, lock_delay_ms);
   synod_lock_options full;
+  synod_options kv;
+  void (*init)(synod_lock_options*) = synod_lock_options_init; /* the function */
   memset(buf, 0xab, sizeof(buf));
-  (synod_lock_options_init)((synod_lock_options*)buf);
+  synod_lock_options_init_sized((synod_lock_options*)buf, v1);
   CHECK(((synod_lock_options*)buf)->struct_size == v1);
   CHECK(((synod_lock_options*)buf)->ttl_ms == 10000);
   CHECK(buf[v1] == 0xab && buf[sizeof(buf) - 1] == 0xab);
-  memset(buf, 0xab, sizeof(buf));
-  synod_lock_options_init_sized((synod_lock_options*)buf, v1);
-  CHECK(buf[v1] == 0xab);
+  memset(&full, 0, sizeof(full));
   synod_lock_options_init(&full);
   CHECK(full.struct_size == sizeof(full) && full.lock_delay_ms == 5000 && full.ttl_ms == 10000);
+  memset(&full, 0, sizeof(full));
+  init(&full);
+  CHECK(full.struct_size == sizeof(full) && full.lock_delay_ms == 5000);
+  synod_lock_options_init(NULL);
+  synod_options_init(&kv);
+  CHECK(kv.struct_size == sizeof(kv) && kv.timeout_ms == 5000);
+  synod_options_init(NULL);
 }
 
 int main(void) {

@@ -185,7 +185,7 @@ struct LockSession::Impl {
     {
       std::lock_guard lock(mu);
       cluster_said_lost = cluster_said_lost || by_cluster;
-      if (lost) return;
+      if (lost || stopping) return;  // after close(): nobody to tell
       lost = true;
       lost_reason = reason;
       callback = options.on_lost;
@@ -241,12 +241,20 @@ struct LockSession::Impl {
     cv.notify_all();
   }
 
+  // Whether a caller holds `name` by what it was told: a cancel then ends a
+  // wait only (keep_held), never the hold.
+  bool told_held(const std::string& name) {
+    std::lock_guard lock(mu);
+    return held_names.contains(name);
+  }
+
   // One cancel of an abandoned acquire; true when the cluster answered it.
   bool cancel_abandoned(const std::string& name, std::uint64_t upto, milliseconds timeout) {
     CallOptions c = call();
     c.timeout = timeout;
     const LockAnswer a = decode_lock_answer(
-        LockOp::kCancel, client.write(options.backend, encode_lock_cancel(id, name, upto), c));
+        LockOp::kCancel,
+        client.write(options.backend, encode_lock_cancel(id, name, upto, told_held(name)), c));
     if (a.code == Code::kSessionLost) {
       cluster_says_lost(a.message);
       return true;
@@ -451,13 +459,22 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
     }
     s.acquiring.insert(key);
   }
+  // Out of `acquiring` however acquire_one ends (an on_lost that throws too).
+  struct Done {
+    Impl& s;
+    const std::string& key;
+    bool held = false;
+    ~Done() {
+      {
+        std::lock_guard lock(s.mu);
+        s.acquiring.erase(key);
+        if (held) s.held_names.insert(key);
+      }
+      s.cv.notify_all();
+    }
+  } done{s, key};
   LockResult r = acquire_one(name, options, deadline);
-  {
-    std::lock_guard lock(s.mu);
-    s.acquiring.erase(key);
-    if (r.ok()) s.held_names.insert(key);
-  }
-  s.cv.notify_all();
+  done.held = r.ok();
   return r;
 }
 
@@ -490,13 +507,9 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
   // covers both); when the cluster does not answer, the keep-alive thread
   // keeps cancelling. `why` is the caller's answer.
   auto give_up = [&](LockResult why) -> LockResult {
-    {
-      // Held already (by an earlier acquire a caller was told of): nothing
-      // of this request's can outlive it; cancelling would take it away.
-      std::lock_guard lock(s.mu);
-      if (s.held_names.contains(std::string(name))) return why;
-    }
-    const std::string cancel = encode_lock_cancel(s.id, name, req);
+    // Held already (an earlier acquire a caller was told of): the cancel ends
+    // a wait of this request's, but must not take that hold away.
+    const std::string cancel = encode_lock_cancel(s.id, name, req, s.told_held(std::string(name)));
     for (int attempt = 0; attempt < 3; ++attempt) {
       const LockAnswer c =
           decode_lock_answer(LockOp::kCancel, s.client.write(s.options.backend, cancel, s.call()));
@@ -531,8 +544,10 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
                                              "); not granted"));
     }
   }
-  if (a.code == Code::kProtocolError) {
-    // Applied, but the answer makes no sense: whatever it did, undo it.
+  if (a.code == Code::kProtocolError || a.superseded) {
+    // Applied, but the answer makes no sense; or refused because a release or
+    // cancel of the session fenced it, though an earlier copy may have been
+    // granted (a retry after a lost answer): whatever happened, undo it.
     return give_up(lock_result(a));
   }
   if (a.code != Code::kLockBusy || !a.waiting) {

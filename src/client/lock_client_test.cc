@@ -374,6 +374,33 @@ TEST(LockClient, TwoThreadsOfOneSessionDoNotShareAWaitOneOfThemCancels) {
   EXPECT_EQ(st.token, got.token);
 }
 
+TEST(LockClient, AWaitThatRunsOutIsLeftEvenWhenTheSessionThoughtItHeldTheLock) {
+  // The session's hold was broken by someone else (release_lock); its next
+  // acquire queues and runs out of time. Leaving the queue must still happen
+  // (the session believed it held the lock: the cancel keeps holds, not waits).
+  CLIENT_OR_SKIP(client);
+  Result r;
+  auto session = LockSession::open(*client, {}, &r);
+  ASSERT_TRUE(session) << r.message;
+  auto other = LockSession::open(*client, {}, &r);
+  ASSERT_TRUE(other) << r.message;
+  const std::string name = unique("broken");
+  ASSERT_TRUE(session->acquire(name).ok());
+  ASSERT_TRUE(release_lock(*client, name, session->id()).ok());  // broken from outside
+  ASSERT_TRUE(other->acquire(name).ok());
+  AcquireOptions brief;
+  brief.wait = milliseconds(300);
+  EXPECT_EQ(session->acquire(name, brief).code, Code::kLockBusy);
+  ASSERT_TRUE(other->release(name).ok());
+  std::this_thread::sleep_for(milliseconds(300));
+  LockInfo info;
+  CallOptions lin;
+  lin.consistency = Consistency::kLinearizable;
+  ASSERT_TRUE(show_lock(*client, name, &info, lin).ok());
+  EXPECT_TRUE(info.holders.empty()) << "the session was granted a lock it gave up waiting for";
+  EXPECT_TRUE(info.waiters.empty());
+}
+
 TEST(LockClient, AReleaseThatGotNoAnswerIsFinishedInTheBackground) {
   CLIENT_OR_SKIP(client);
   FOLLOWERS_OR_SKIP(client, pids);

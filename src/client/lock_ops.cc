@@ -132,9 +132,11 @@ std::string encode_lock_acquire(std::uint64_t session, std::string_view name, Lo
   if (req != 0) j["req"] = req;
   return dump(j);
 }
-std::string encode_lock_cancel(std::uint64_t session, std::string_view name, std::uint64_t req) {
+std::string encode_lock_cancel(std::uint64_t session, std::string_view name, std::uint64_t req,
+                               bool keep_held) {
   Json j = with_lock("cancel", session, name);
   if (req != 0) j["req"] = req;
+  if (keep_held) j["keep_held"] = true;
   return dump(j);
 }
 std::string encode_lock_release(std::uint64_t session, std::string_view name,
@@ -177,6 +179,7 @@ LockAnswer decode_lock_answer(LockOp op, const Result& raw) {
   }
   if (auto e = j.find("error"); e != j.end()) {
     a.message = e->is_string() ? e->get<std::string>() : e->dump();
+    a.superseded = is_true(j, "superseded");
     if (is_true(j, "expired") || is_true(j, "closed") ||
         a.message.find("expired") != std::string::npos ||
         a.message.find("unknown session") != std::string::npos) {

@@ -22,8 +22,9 @@ std::string encode_lock_close(std::uint64_t session);
 // arrive later; a cancel with R also ends a wait or grant only they asked for.
 std::string encode_lock_acquire(std::uint64_t session, std::string_view name, LockMode mode,
                                 bool wait, std::uint64_t req = 0);
+// keep_held: end a wait only, never a hold (the caller was told it holds it).
 std::string encode_lock_cancel(std::uint64_t session, std::string_view name,
-                               std::uint64_t req = 0);
+                               std::uint64_t req = 0, bool keep_held = false);
 std::string encode_lock_release(std::uint64_t session, std::string_view name,
                                 std::uint64_t req = 0);
 std::string encode_lock_status(std::uint64_t session, std::string_view name);
@@ -43,6 +44,7 @@ struct LockAnswer {
   std::uint64_t token = 0;    // acquire / status: granted / held; cancel: granted before it
   bool cancelled = false;     // cancel: the wait ended (or, with released, the grant)
   bool released = false;      // cancel with req: the grant it covered was released
+  bool superseded = false;    // acquire / release: fenced by a newer request (kBackendError)
   bool waiting = false;       // acquire / status, kLockBusy: queued
   std::uint64_t position = 0;  // when waiting
   std::uint64_t holder_session = 0;  // acquire without wait, kLockBusy

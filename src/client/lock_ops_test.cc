@@ -35,6 +35,8 @@ TEST(LockOps, CommandsAreTheDocumentedJson) {
                 R"({"op":"acquire","session":7,"lock":"db","mode":"exclusive","wait":true,"req":3})"));
   EXPECT_EQ(Json::parse(encode_lock_cancel(7, "db", 4)),
             Json::parse(R"({"op":"cancel","session":7,"lock":"db","req":4})"));
+  EXPECT_EQ(Json::parse(encode_lock_cancel(7, "db", 4, true)),
+            Json::parse(R"({"op":"cancel","session":7,"lock":"db","req":4,"keep_held":true})"));
   EXPECT_EQ(Json::parse(encode_lock_release(7, "db", 5)),
             Json::parse(R"({"op":"release","session":7,"lock":"db","req":5})"));
   EXPECT_EQ(Json::parse(encode_lock_status(7, "db")),
@@ -137,10 +139,10 @@ TEST(LockOps, ReleaseCheckAndFailures) {
   EXPECT_FALSE(c.cancelled);
   EXPECT_TRUE(c.waiting);
   // A superseded acquire (a late copy, fenced by a release or cancel).
-  EXPECT_EQ(decode_lock_answer(LockOp::kAcquire,
-                               ok(R"({"error":"request 3 was superseded","superseded":true})"))
-                .code,
-            Code::kBackendError);
+  const LockAnswer sup = decode_lock_answer(
+      LockOp::kAcquire, ok(R"({"error":"request 3 was superseded","superseded":true})"));
+  EXPECT_EQ(sup.code, Code::kBackendError);
+  EXPECT_TRUE(sup.superseded);
 
   LockAnswer a = decode_lock_answer(LockOp::kCheck, ok(R"({"current":false,"newest_token":120})"));
   EXPECT_EQ(a.code, Code::kOk);

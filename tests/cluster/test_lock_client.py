@@ -273,3 +273,15 @@ def test_holder_and_waiter_ride_out_a_leader_crash(lc, tmp_path):
     lines = log.read_text().split()
     assert lines[0::2] == ["start", "end", "start", "end"], lines
     assert int(lines[1]) == int(lines[3]) == token < int(lines[5]) == int(lines[7])
+
+
+def test_lock_bench_runs_and_reports(lc):
+    """The lock benchmark program works (a run, not a measurement)."""
+    binary = os.environ.get("SYNOD_LOCK_BENCH")
+    if not binary:
+        pytest.skip("lock_bench not built")
+    for mode in ("own", "one"):
+        r = subprocess.run([binary, "--cluster", lc.addrs, "--clients", "2", "--duration", "0.5",
+                            "--mode", mode], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "acquire+release per second" in r.stdout and "failures" not in r.stdout, r.stdout
