@@ -939,12 +939,14 @@ bool LockStore::query(std::string_view request, std::string* result, std::string
     if (l != nullptr) {
       for (const Holder& h : l->holders) {
         if (h.session == p.session) {
-          r = json{{"held", true}, {"token", h.token}, {"mode", mode_name(h.shared)}};
+          r = json{{"held", true}, {"token", h.token}, {"mode", mode_name(h.shared)},
+                   {"req", h.req}};
         }
       }
       for (size_t k = 0; k < l->waiters.size(); ++k) {
         if (l->waiters[k].session == p.session) {
-          r = json{{"held", false}, {"waiting", true}, {"position", k + 1}};
+          r = json{{"held", false}, {"waiting", true}, {"position", k + 1},
+                   {"req", l->waiters[k].req}};
         }
       }
     }

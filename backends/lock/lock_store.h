@@ -34,8 +34,9 @@
 // keepalive of it.
 //
 // Queries (read-only, from any thread):
-//   {"op":"status","session":S,"lock":NAME} -> {"held":true,"token":T,"mode":M}
-//         | {"held":false,"waiting":true,"position":k} | {"held":false,"waiting":false}
+//   {"op":"status","session":S,"lock":NAME} -> {"held":true,"token":T,"mode":M,"req":R}
+//         | {"held":false,"waiting":true,"position":k,"req":R} | {"held":false,"waiting":false}
+//         (R: the newest request number that asked for the hold or wait; 0: none)
 //         | {"error":"session expired","expired":true} | {"error":"session closed","closed":true}
 //         | {"error":"unknown session"}
 //   {"op":"show","lock":NAME} -> {"lock":NAME,"holders":[{"session":S,"token":T,"mode":M,

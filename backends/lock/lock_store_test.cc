@@ -144,7 +144,7 @@ TEST_F(LockStoreTest, CloseReleasesAtOnceWithoutLockDelay) {
   EXPECT_EQ(run({{"op", "close"}, {"session", a}}, 30), (json{{"closed", true}}));
   const auto close_pos = position_;
   json st = status(b, "m");
-  EXPECT_EQ(st, (json{{"held", true}, {"token", close_pos}, {"mode", "exclusive"}}));
+  EXPECT_EQ(st, (json{{"held", true}, {"token", close_pos}, {"mode", "exclusive"}, {"req", 0}}));
   EXPECT_EQ(show("m")["unavailable_until_ms"], 0);
   // Closing again is fine; using a closed session is not.
   EXPECT_EQ(run({{"op", "close"}, {"session", a}}, 40), (json{{"closed", true}}));
@@ -176,7 +176,7 @@ TEST_F(LockStoreTest, ExpiryReleasesWithTheLockDelayThenGrantsWaitersInFifoOrder
   EXPECT_EQ(q({{"op", "check"}, {"lock", "L"}, {"token", token_a}})["current"], false);
   // Nobody gets it during the lock-delay: not the waiters, not a try-lock.
   tick(7100);
-  EXPECT_EQ(status(b, "L"), (json{{"held", false}, {"waiting", true}, {"position", 1}}));
+  EXPECT_EQ(status(b, "L"), (json{{"held", false}, {"waiting", true}, {"position", 1}, {"req", 0}}));
   const auto d = open_session(7100);
   json t = acquire(d, "L", 7100, false, /*wait=*/false);
   EXPECT_EQ(t["granted"], false);
@@ -185,8 +185,8 @@ TEST_F(LockStoreTest, ExpiryReleasesWithTheLockDelayThenGrantsWaitersInFifoOrder
   // The first command at the delay's end grants the first waiter.
   tick(7101);
   const auto grant_pos = position_;
-  EXPECT_EQ(status(b, "L"), (json{{"held", true}, {"token", grant_pos}, {"mode", "exclusive"}}));
-  EXPECT_EQ(status(c, "L"), (json{{"held", false}, {"waiting", true}, {"position", 1}}));
+  EXPECT_EQ(status(b, "L"), (json{{"held", true}, {"token", grant_pos}, {"mode", "exclusive"}, {"req", 0}}));
+  EXPECT_EQ(status(c, "L"), (json{{"held", false}, {"waiting", true}, {"position", 1}, {"req", 0}}));
   EXPECT_GT(grant_pos, token_a);
   EXPECT_EQ(q({{"op", "check"}, {"lock", "L"}, {"token", grant_pos}}),
             (json{{"current", true}, {"newest_token", grant_pos}}));
@@ -357,9 +357,10 @@ TEST_F(LockStoreTest, ReleaseAndCancelFenceOlderAcquiresOfTheSession) {
   json late = acq(a, 1, 30);
   EXPECT_EQ(late["superseded"], true) << late;
   EXPECT_TRUE(holders(show("L")).empty());
-  // A newer request is served.
+  // A newer request is served; status names the request the hold is for.
   const std::uint64_t t3 = acq(a, 3, 40)["token"];
   EXPECT_EQ(holders(show("L")), std::vector<std::uint64_t>{a});
+  EXPECT_EQ(status(a, "L")["req"], 3);
   // b waits with request 1 and gives up (cancel 1); its acquire arriving
   // again afterwards does not queue it again.
   EXPECT_EQ(acq(b, 1, 50)["waiting"], true);

@@ -91,8 +91,8 @@ typedef struct synod_options {
 /* synod_options_init(&o) fills o with the defaults. Called directly it is a
  * macro passing sizeof(synod_options) as this header has it, so a program
  * built against this header is never written past its struct's end by a
- * later library with a larger one. (The function itself, for bindings and
- * function pointers, fills the library's own size.) */
+ * later library with a larger one. Bindings (ctypes, cgo) call the _sized
+ * function with the struct's size as they define it. */
 SYNOD_CLIENT_API void synod_options_init(synod_options* options);
 SYNOD_CLIENT_API void synod_options_init_sized(synod_options* options, size_t size);
 #define synod_options_init(options) synod_options_init_sized((options), sizeof(synod_options))
@@ -195,7 +195,10 @@ typedef struct synod_lock_options {
 } synod_lock_options;
 
 /* synod_lock_options_init(&o) fills o with the defaults (called directly, a
- * macro passing sizeof(synod_lock_options), as synod_options_init). */
+ * macro passing sizeof(synod_lock_options), as synod_options_init). The
+ * function of that name fills only the first version's fields (through
+ * on_lost_arg; programs built against that header call it): bindings and
+ * function pointers should use synod_lock_options_init_sized. */
 SYNOD_CLIENT_API void synod_lock_options_init(synod_lock_options* options);
 SYNOD_CLIENT_API void synod_lock_options_init_sized(synod_lock_options* options, size_t size);
 #define synod_lock_options_init(options) \

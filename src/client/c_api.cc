@@ -411,9 +411,12 @@ void synod_lock_options_init_sized(synod_lock_options* options, size_t size) {
   fill_defaults(options, size, d);
 }
 
+// The exported function fills only what the first version's struct had (it
+// ended before lock_delay_ms): a program built against that header calls it
+// with the smaller struct. Bindings call synod_lock_options_init_sized.
 #undef synod_lock_options_init
 void synod_lock_options_init(synod_lock_options* options) {
-  synod_lock_options_init_sized(options, sizeof(synod_lock_options));
+  synod_lock_options_init_sized(options, offsetof(synod_lock_options, lock_delay_ms));
 }
 
 synod_code synod_lock_session_open(synod_client* client, const synod_lock_options* options,

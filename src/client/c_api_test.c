@@ -207,9 +207,9 @@ static void options_abi_tests(void) {
   memset(&full, 0, sizeof(full));
   synod_lock_options_init(&full);
   CHECK(full.struct_size == sizeof(full) && full.lock_delay_ms == 5000 && full.ttl_ms == 10000);
-  memset(&full, 0, sizeof(full));
-  init(&full);
-  CHECK(full.struct_size == sizeof(full) && full.lock_delay_ms == 5000);
+  memset(buf, 0xab, sizeof(buf));
+  init((synod_lock_options*)buf); /* the function: the first version's size */
+  CHECK(((synod_lock_options*)buf)->struct_size == v1 && buf[v1] == 0xab);
   synod_lock_options_init(NULL);
   synod_options_init(&kv);
   CHECK(kv.struct_size == sizeof(kv) && kv.timeout_ms == 5000);

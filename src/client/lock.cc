@@ -158,7 +158,7 @@ struct LockSession::Impl {
   // cancel must not take them away (another acquire of the same name that got
   // no answer leaves nothing behind: a late copy finds the grant, or comes
   // after the release, which fences it).
-  std::set<std::string> held_names;
+  std::map<std::string, std::uint64_t> held_names;  // -> the token the caller was told
   // Locks with an acquire in progress: one at a time per name, so that two
   // threads of the session never share a wait that one of them then cancels.
   std::set<std::string> acquiring;
@@ -241,20 +241,34 @@ struct LockSession::Impl {
     cv.notify_all();
   }
 
-  // Whether a caller holds `name` by what it was told: a cancel then ends a
-  // wait only (keep_held), never the hold.
-  bool told_held(const std::string& name) {
+  // The token a caller was told it holds `name` with (0: none). A cancel then
+  // ends a wait only (keep_held), never that hold.
+  std::uint64_t told_token(const std::string& name) {
     std::lock_guard lock(mu);
-    return held_names.contains(name);
+    auto it = held_names.find(name);
+    return it == held_names.end() ? 0 : it->second;
+  }
+
+  // Cancels request `upto` of `name` (and every earlier one). When a caller
+  // holds the lock, with keep_held; if the hold found then is not the one the
+  // caller was told of (someone broke that one, and a copy of an abandoned
+  // acquire was granted since), once more without: that grant is nobody's.
+  LockAnswer cancel(const std::string& name, std::uint64_t upto, const CallOptions& c) {
+    const std::uint64_t told = told_token(name);
+    LockAnswer a = decode_lock_answer(
+        LockOp::kCancel, client.write(options.backend, encode_lock_cancel(id, name, upto, told != 0), c));
+    if (told != 0 && a.code == Code::kOk && !a.cancelled && a.token != 0 && a.token != told) {
+      a = decode_lock_answer(LockOp::kCancel,
+                             client.write(options.backend, encode_lock_cancel(id, name, upto), c));
+    }
+    return a;
   }
 
   // One cancel of an abandoned acquire; true when the cluster answered it.
   bool cancel_abandoned(const std::string& name, std::uint64_t upto, milliseconds timeout) {
     CallOptions c = call();
     c.timeout = timeout;
-    const LockAnswer a = decode_lock_answer(
-        LockOp::kCancel,
-        client.write(options.backend, encode_lock_cancel(id, name, upto, told_held(name)), c));
+    const LockAnswer a = cancel(name, upto, c);
     if (a.code == Code::kSessionLost) {
       cluster_says_lost(a.message);
       return true;
@@ -464,17 +478,19 @@ LockResult LockSession::acquire(std::string_view name, const AcquireOptions& opt
     Impl& s;
     const std::string& key;
     bool held = false;
+    std::uint64_t token = 0;
     ~Done() {
       {
         std::lock_guard lock(s.mu);
         s.acquiring.erase(key);
-        if (held) s.held_names.insert(key);
+        if (held) s.held_names[key] = token;
       }
       s.cv.notify_all();
     }
   } done{s, key};
   LockResult r = acquire_one(name, options, deadline);
   done.held = r.ok();
+  done.token = r.token;
   return r;
 }
 
@@ -509,10 +525,8 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
   auto give_up = [&](LockResult why) -> LockResult {
     // Held already (an earlier acquire a caller was told of): the cancel ends
     // a wait of this request's, but must not take that hold away.
-    const std::string cancel = encode_lock_cancel(s.id, name, req, s.told_held(std::string(name)));
     for (int attempt = 0; attempt < 3; ++attempt) {
-      const LockAnswer c =
-          decode_lock_answer(LockOp::kCancel, s.client.write(s.options.backend, cancel, s.call()));
+      const LockAnswer c = s.cancel(std::string(name), req, s.call());
       if (c.code == Code::kSessionLost) {
         s.cluster_says_lost(c.message);
         return lock_result(c);
@@ -531,13 +545,16 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
     // No answer: it may have been granted or queued, or be applied later.
     // Ask the cluster; whatever it says, a late copy stays possible, so
     // anything but a grant ends with a cancel.
+    // A hold or wait counts only if this request (or a newer one) asked for
+    // it: an older one's may be on its way out (a cancel or release still to
+    // come), and this request's copies may still arrive.
     const LockAnswer st = s.poll_status(name, true);
-    if (st.code == Code::kOk) return lock_result(st);
+    if (st.code == Code::kOk && st.req >= req) return lock_result(st);
     if (st.code == Code::kSessionLost) {
       s.cluster_says_lost(st.message);
       return lock_result(st);
     }
-    if (st.code == Code::kLockBusy && st.waiting && wait) {
+    if (st.code == Code::kLockBusy && st.waiting && st.req >= req && wait) {
       a = st;  // queued: wait below
     } else {
       return give_up(lock_result(a.code, "the acquire got no answer (" + a.message +
@@ -571,7 +588,13 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
     if (SteadyClock::now() >= deadline) break;
     const bool linearizable = ++polls % kLocalPollsPerLinearizable == 0;
     a = s.poll_status(name, linearizable);
-    if (a.code == Code::kOk) return lock_result(a);
+    if (a.code == Code::kOk && a.req >= req) return lock_result(a);
+    if (a.code == Code::kOk) {
+      // Held, but by an older request's grant (one being cancelled or
+      // released): not this request's; keep polling.
+      a.code = Code::kLockBusy;
+      a.waiting = true;
+    }
     if (a.code == Code::kSessionLost) {
       s.cluster_says_lost(a.message);
       return lock_result(a);

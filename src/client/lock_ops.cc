@@ -213,10 +213,12 @@ LockAnswer decode_lock_answer(LockOp op, const Result& raw) {
       if (j[yes].get<bool>()) {
         if (!has_number(j, "token")) return malformed("token");
         a.token = u64(j, "token");
+        a.req = u64(j, "req");
       } else {
         a.code = Code::kLockBusy;
         a.waiting = is_true(j, "waiting");
         a.position = u64(j, "position");
+        a.req = u64(j, "req");
         a.holder_session = u64(j, "holder_session");
         if (a.waiting) {
           a.message = "waiting (position " + std::to_string(a.position) + ")";

@@ -45,6 +45,7 @@ struct LockAnswer {
   bool cancelled = false;     // cancel: the wait ended (or, with released, the grant)
   bool released = false;      // cancel with req: the grant it covered was released
   bool superseded = false;    // acquire / release: fenced by a newer request (kBackendError)
+  std::uint64_t req = 0;      // status: the newest request number of the hold or wait
   bool waiting = false;       // acquire / status, kLockBusy: queued
   std::uint64_t position = 0;  // when waiting
   std::uint64_t holder_session = 0;  // acquire without wait, kLockBusy

@@ -105,9 +105,10 @@ TEST(LockOps, AcquireAndStatus) {
   a = decode_lock_answer(LockOp::kAcquire, ok(R"({"error":"lock name must be 1..256 bytes"})"));
   EXPECT_EQ(a.code, Code::kBackendError);
 
-  a = decode_lock_answer(LockOp::kStatus, ok(R"({"held":true,"token":99})"));
+  a = decode_lock_answer(LockOp::kStatus, ok(R"({"held":true,"token":99,"req":7})"));
   EXPECT_EQ(a.code, Code::kOk);
   EXPECT_EQ(a.token, 99u);
+  EXPECT_EQ(a.req, 7u);
   a = decode_lock_answer(LockOp::kStatus, ok(R"({"held":false,"waiting":true,"position":1})"));
   EXPECT_EQ(a.code, Code::kLockBusy);
   EXPECT_TRUE(a.waiting);

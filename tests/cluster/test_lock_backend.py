@@ -129,7 +129,7 @@ def test_a_silent_session_expires_after_its_ttl_and_its_lock_waits_out_the_lock_
         if st.get("held"):
             granted = (now_ms(), st)
             break
-        assert st == {"held": False, "waiting": True, "position": 1}, st
+        assert st == {"held": False, "waiting": True, "position": 1, "req": 0}, st
         shown = locks.read({"op": "show", "lock": "job"})
         if not shown["holders"]:
             seen_delay = shown["unavailable_until_ms"]
@@ -192,7 +192,7 @@ def test_a_holder_that_keeps_its_session_alive_keeps_its_lock_across_a_leader_ki
     new_leader = cluster.wait_for_leader()
     assert new_leader.id != leader.id
     assert locks.read({"op": "status", "session": h, "lock": "db"}) == \
-        {"held": True, "token": token, "mode": "exclusive"}
+        {"held": True, "token": token, "mode": "exclusive", "req": 0}
     shown = locks.read({"op": "show", "lock": "db"})
     assert [x["session"] for x in shown["holders"]] == [h]
     assert [x["session"] for x in shown["waiters"]] == [w]
