@@ -549,12 +549,26 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
     // it: an older one's may be on its way out (a cancel or release still to
     // come), and this request's copies may still arrive.
     const LockAnswer st = s.poll_status(name, true);
-    if (st.code == Code::kOk && st.req >= req) return lock_result(st);
-    if (st.code == Code::kSessionLost) {
+    if (st.code == Code::kOk && st.req < req) {
+      // Held for an older request (one being cancelled or released, or the
+      // caller's own hold): ask again with this one, which makes the grant
+      // this request's too (or is refused as superseded). Anything but a
+      // grant or this request's wait still ends with a cancel: a copy of
+      // the unanswered one may yet arrive.
+      a = send_acquire();
+      if (a.code == Code::kOk || a.code == Code::kSessionLost) return lock_result(a);
+      if (!(a.code == Code::kLockBusy && a.waiting && wait)) {
+        return give_up(lock_result(a.code == Code::kLockBusy || retryable(a.code)
+                                       ? Code::kLockBusy
+                                       : a.code,
+                                   "not granted: " + a.message));
+      }
+    } else if (st.code == Code::kOk) {
+      return lock_result(st);
+    } else if (st.code == Code::kSessionLost) {
       s.cluster_says_lost(st.message);
       return lock_result(st);
-    }
-    if (st.code == Code::kLockBusy && st.waiting && st.req >= req && wait) {
+    } else if (st.code == Code::kLockBusy && st.waiting && st.req >= req && wait) {
       a = st;  // queued: wait below
     } else {
       return give_up(lock_result(a.code, "the acquire got no answer (" + a.message +
@@ -590,10 +604,9 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
     a = s.poll_status(name, linearizable);
     if (a.code == Code::kOk && a.req >= req) return lock_result(a);
     if (a.code == Code::kOk) {
-      // Held, but by an older request's grant (one being cancelled or
-      // released): not this request's; keep polling.
-      a.code = Code::kLockBusy;
-      a.waiting = true;
+      // Held, but for an older request: ask again with this one (as above).
+      a = send_acquire();
+      if (a.code == Code::kOk || a.code == Code::kSessionLost) return lock_result(a);
     }
     if (a.code == Code::kSessionLost) {
       s.cluster_says_lost(a.message);
