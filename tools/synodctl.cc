@@ -37,6 +37,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -337,6 +338,16 @@ pid_t spawn(const CtlCommand& c, std::uint64_t token, std::uint64_t session) {
   _exit(err == ENOENT ? 127 : 126);
 }
 
+// How long to wait for a signal before looking at the session again: 100 ms,
+// or less so as to look right when its valid_until passes (a lost session's
+// command is stopped then, not up to 100 ms later).
+int until_check(const synod::client::LockSession& session) {
+  if (session.lost()) return 100;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      session.valid_until() - std::chrono::steady_clock::now());
+  return static_cast<int>(std::clamp<std::int64_t>(left.count() + 1, 1, 100));
+}
+
 // lock acquire: see the top of this file.
 int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions& opt) {
   synod::client::LockSessionOptions so;
@@ -395,7 +406,7 @@ int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions
   if (c.lock_command.empty()) {
     emit(synod::client::format_lock_acquire(c, got, session->id(), opt.json));
     while (true) {
-      const int sig = wait_signal(100);
+      const int sig = wait_signal(until_check(*session));
       if (stop_signal(sig)) return finish(0);
       if (session->lost()) {
         std::fprintf(stderr, "synodctl: lock %s lost: %s\n", c.lock.c_str(),
@@ -414,7 +425,7 @@ int acquire(Client& client, const CtlCommand& c, const synod::client::CtlOptions
   bool lost = false;
   int status = 0;
   while (true) {
-    const int sig = wait_signal(100);
+    const int sig = wait_signal(until_check(*session));
     if (stop_signal(sig)) kill(pid, sig);
     const pid_t w = waitpid(pid, &status, WNOHANG);
     if (w == pid) break;
