@@ -419,8 +419,6 @@ class LockSession {
 
  private:
   explicit LockSession(std::unique_ptr<Impl> impl);
-  LockResult acquire_one(std::string_view name, const AcquireOptions& options,
-                         std::chrono::steady_clock::time_point deadline);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -155,9 +155,9 @@ struct LockSession::Impl {
   // never holds or waits for a lock nobody asked for.
   std::map<std::string, std::uint64_t> abandoned;
   // Locks a caller was told it holds (acquire kOk) and has not released: a
-  // cancel must not take them away (another acquire of the same name that got
-  // no answer leaves nothing behind: a late copy finds the grant, or comes
-  // after the release, which fences it).
+  // cancel of another acquire of the name is sent with keep_held, so it ends
+  // that acquire's wait but not the hold (a late copy of it finds the grant,
+  // or comes after the release, which fences it).
   std::map<std::string, std::uint64_t> held_names;  // -> the token the caller was told
   // Locks with an acquire in progress: one at a time per name, so that two
   // threads of the session never share a wait that one of them then cancels.
@@ -286,10 +286,8 @@ struct LockSession::Impl {
   // session is lost here, whatever the call would have said.
   void run_keepalive() {
     const milliseconds every = interval();
-    const milliseconds call_limit =
-        options.call_timeout.count() > 0
-            ? std::min(std::max(milliseconds(500), options.ttl / 2), options.call_timeout)
-            : std::max(milliseconds(500), options.ttl / 2);
+    milliseconds call_limit = std::max(milliseconds(500), options.ttl / 2);
+    if (options.call_timeout.count() > 0) call_limit = std::min(call_limit, options.call_timeout);
     auto next = SteadyClock::now() + every;
     auto cancel_next = SteadyClock::time_point::min();
     std::unique_lock lock(mu);
@@ -311,7 +309,6 @@ struct LockSession::Impl {
         check_lost();
         return;
       }
-      const milliseconds timeout = std::min(call_limit, left);
       if (!abandoned.empty() && now >= cancel_next) {
         const auto pending = abandoned;
         const auto until = valid_until;
@@ -339,7 +336,7 @@ struct LockSession::Impl {
       if (now < next) continue;
       lock.unlock();
       CallOptions ka = call();
-      ka.timeout = timeout;
+      ka.timeout = std::min(call_limit, left);
       const auto sent = SteadyClock::now();
       const LockAnswer a = decode_lock_answer(
           LockOp::kKeepalive, client.write(options.backend, encode_lock_keepalive(id), ka));
@@ -445,58 +442,12 @@ std::chrono::steady_clock::time_point LockSession::valid_until() const {
   return impl_->valid_until;
 }
 
-LockResult LockSession::acquire(std::string_view name, const AcquireOptions& options) {
-  Impl& s = *impl_;
-  if (LockResult u = s.unusable(); !u.ok()) return u;
-  const auto start = SteadyClock::now();
-  const milliseconds longest = std::chrono::duration_cast<milliseconds>(
-      SteadyClock::time_point::max() - start - std::chrono::hours(24));
-  const auto deadline = options.wait.count() < 0 || options.wait > longest
-                            ? SteadyClock::time_point::max()
-                            : start + options.wait;
-  const std::string key(name);
-  {
-    // One acquire of a name at a time in this session.
-    std::unique_lock lock(s.mu);
-    const bool free = s.cv.wait_until(lock, deadline, [&] {
-      return s.lost || s.stopping || !s.acquiring.contains(key);
-    });
-    if (s.lost || s.stopping) {
-      lock.unlock();
-      return s.unusable();
-    }
-    if (!free) {
-      return lock_result(Code::kLockBusy, "not granted within " +
-                                              std::to_string(options.wait.count()) +
-                                              " ms (another acquire of it in this session "
-                                              "was in progress)");
-    }
-    s.acquiring.insert(key);
-  }
-  // Out of `acquiring` however acquire_one ends (an on_lost that throws too).
-  struct Done {
-    Impl& s;
-    const std::string& key;
-    bool held = false;
-    std::uint64_t token = 0;
-    ~Done() {
-      {
-        std::lock_guard lock(s.mu);
-        s.acquiring.erase(key);
-        if (held) s.held_names[key] = token;
-      }
-      s.cv.notify_all();
-    }
-  } done{s, key};
-  LockResult r = acquire_one(name, options, deadline);
-  done.held = r.ok();
-  done.token = r.token;
-  return r;
-}
+namespace {
 
-LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions& options,
-                                    std::chrono::steady_clock::time_point deadline) {
-  Impl& s = *impl_;
+// One acquire (LockSession::acquire, once it has the name's slot): the
+// command, the status polls, and the cancel of whatever did not end in a grant.
+LockResult acquire_one(LockSession::Impl& s, std::string_view name,
+                       const AcquireOptions& options, SteadyClock::time_point deadline) {
   const bool wait = options.wait.count() != 0;
   const milliseconds poll = std::max(milliseconds(1), options.poll_interval);
   // Every copy of this acquire carries one request number: a cancel with it
@@ -632,6 +583,57 @@ LockResult LockSession::acquire_one(std::string_view name, const AcquireOptions&
                          : lock_result(Code::kLockBusy, "not granted within " +
                                                             std::to_string(options.wait.count()) +
                                                             " ms"));
+}
+
+}  // namespace
+
+LockResult LockSession::acquire(std::string_view name, const AcquireOptions& options) {
+  Impl& s = *impl_;
+  if (LockResult u = s.unusable(); !u.ok()) return u;
+  const auto start = SteadyClock::now();
+  const milliseconds longest = std::chrono::duration_cast<milliseconds>(
+      SteadyClock::time_point::max() - start - std::chrono::hours(24));
+  const auto deadline = options.wait.count() < 0 || options.wait > longest
+                            ? SteadyClock::time_point::max()
+                            : start + options.wait;
+  const std::string key(name);
+  {
+    // One acquire of a name at a time in this session.
+    std::unique_lock lock(s.mu);
+    const bool free = s.cv.wait_until(lock, deadline, [&] {
+      return s.lost || s.stopping || !s.acquiring.contains(key);
+    });
+    if (s.lost || s.stopping) {
+      lock.unlock();
+      return s.unusable();
+    }
+    if (!free) {
+      return lock_result(Code::kLockBusy, "not granted within " +
+                                              std::to_string(options.wait.count()) +
+                                              " ms (another acquire of it in this session "
+                                              "was in progress)");
+    }
+    s.acquiring.insert(key);
+  }
+  // Out of `acquiring` however acquire_one ends (an on_lost that throws too).
+  struct Done {
+    Impl& s;
+    const std::string& key;
+    bool held = false;
+    std::uint64_t token = 0;
+    ~Done() {
+      {
+        std::lock_guard lock(s.mu);
+        s.acquiring.erase(key);
+        if (held) s.held_names[key] = token;
+      }
+      s.cv.notify_all();
+    }
+  } done{s, key};
+  LockResult r = acquire_one(s, name, options, deadline);
+  done.held = r.ok();
+  done.token = r.token;
+  return r;
 }
 
 LockResult LockSession::try_acquire(std::string_view name, LockMode mode) {

@@ -42,7 +42,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from .history import Op, format_history
+from .history import Op, explain
 
 OK = "ok"
 VIOLATION = "violation"
@@ -203,18 +203,8 @@ def check(ops: list[Op], final: dict, accounts: int = 8, initial: int = 100) -> 
         res.outcome = UNKNOWN
         res.violations.append("no node's final read succeeded (only the reads were checked)")
     res.bad_ops = sorted(bad, key=lambda o: (o.invoke, o.client))
-    head = f"{res.outcome}: {res.summary()}."
-    lines = [head]
-    if res.outcome == VIOLATION:
-        lines.append(f"BANK: {len(res.violations)} violation(s):")
-    for v in res.violations[:40]:
-        lines.append("  " + v)
-    if len(res.violations) > 40:
-        lines.append(f"  ... and {len(res.violations) - 40} more")
-    if res.bad_ops:
-        lines.append("ops involved:")
-        lines.append(format_history(res.bad_ops[:40], t0=t0))
-    res.explanation = "\n".join(lines)
+    res.explanation = explain(f"{res.outcome}: {res.summary()}.", "BANK", res.violations,
+                              res.bad_ops, t0, res.outcome == VIOLATION)
     return res
 
 

@@ -194,3 +194,21 @@ def format_history(ops: Iterable[Op], t0: float | None = None) -> str:
         end = "       ?" if op.complete is None else f"{op.complete - t0:+8.4f}"
         lines.append(f"  [{op.invoke - t0:+8.4f} .. {end}]  client {op.client:<3} {describe(op)}")
     return "\n".join(lines)
+
+
+def explain(head: str, label: str, violations: list, bad_ops: list, t0: float | None,
+            is_violation: bool, shown: int = 40) -> str:
+    """A checker's explanation: `head`, then (for a violation) "LABEL: N
+    violation(s):", the first `shown` violations, and the ops involved."""
+    lines = [head]
+    if is_violation:
+        lines.append(f"{label}: {len(violations)} violation(s):")
+    for v in violations[:shown]:
+        lines.append("  " + v)
+    if len(violations) > shown:
+        lines.append(f"  ... and {len(violations) - shown} more")
+    if bad_ops:
+        lines.append("ops involved:")
+        lines.append(format_history(bad_ops[:shown], t0=t0))
+    return "\n".join(lines)
+

@@ -68,7 +68,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from .history import Op, format_history
+from .history import Op, explain
 
 OK = "ok"
 VIOLATION = "violation"
@@ -427,17 +427,8 @@ def check(ops: list[Op], final: dict | None = None, lock: str = "chaos") -> Resu
     if res.violations:
         res.outcome = VIOLATION
     res.bad_ops = sorted(bad, key=lambda o: (o.invoke, o.client))
-    lines = [f"{res.outcome}: {res.summary()}."]
-    if res.outcome == VIOLATION:
-        lines.append(f"LOCK: {len(res.violations)} violation(s):")
-    for v in res.violations[:40]:
-        lines.append("  " + v)
-    if len(res.violations) > 40:
-        lines.append(f"  ... and {len(res.violations) - 40} more")
-    if res.bad_ops:
-        lines.append("ops involved:")
-        lines.append(format_history(res.bad_ops[:40], t0=t0))
-    res.explanation = "\n".join(lines)
+    res.explanation = explain(f"{res.outcome}: {res.summary()}.", "LOCK", res.violations,
+                              res.bad_ops, t0, res.outcome == VIOLATION)
     return res
 
 
